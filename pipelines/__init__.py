@@ -1,0 +1,1 @@
+"""solarsync pipelines: the CLI and the assembly of dlt pipelines from sources."""

@@ -1,0 +1,129 @@
+"""``solarsync``: the command line (console script and ``python -m pipelines``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+EXAMPLES = {
+    "run": """examples:
+  solarsync run                      # every configured source, incremental
+  solarsync run solarknock           # one source
+  solarsync --warehouse /data/bi.duckdb run
+cron (nightly at 02:15, logs appended):
+  15 2 * * * cd /opt/solarsync && .venv/bin/solarsync run >> warehouse/sync.log 2>&1""",
+    "backfill": """examples:
+  solarsync backfill solarknock                                  # everything, all tables
+  solarsync backfill solarknock --since 2024-01-01 --until 2024-07-01
+  solarsync backfill solarknock --resource knocks --resource leads
+A backfill merges into the same tables and never moves the nightly checkpoint.""",
+    "status": """examples:
+  solarsync status
+  solarsync --warehouse /data/bi.duckdb status""",
+    "check": """examples:
+  solarsync check                    # every configured source
+  solarsync check solarknock""",
+    "demo": """examples:
+  solarsync demo                     # sandbox API -> warehouse/demo.duckdb, then a query""",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from pipelines.registry import SOURCES
+
+    names = sorted(SOURCES)
+    parser = argparse.ArgumentParser(
+        prog="solarsync",
+        description="Incremental ELT of solar-business APIs into DuckDB, built on dlt.",
+        epilog="Configuration: .dlt/config.toml, .dlt/secrets.toml and SOURCES__<SOURCE>__<KEY> "
+        "environment variables. Exit code 0 only when every requested source succeeded.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--warehouse",
+        metavar="PATH",
+        help="DuckDB file (default: DESTINATION__DUCKDB__CREDENTIALS, else warehouse/solarsync.duckdb)",
+    )
+    parser.add_argument(
+        "--destination",
+        choices=["duckdb"],
+        default="duckdb",
+        help="where data lands (default: duckdb)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no live progress display even on a terminal"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=EXAMPLES[name],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    run = add("run", "incremental sync of the named sources (default: all configured)")
+    run.add_argument("sources", nargs="*", metavar="SOURCE", help=f"one of {names}")
+
+    backfill = add("backfill", "bounded full re-read merged into the same tables")
+    backfill.add_argument("source", choices=names, metavar="SOURCE", help=f"one of {names}")
+    backfill.add_argument("--since", metavar="DATE", help="rows updated after this (ISO 8601)")
+    backfill.add_argument("--until", metavar="DATE", help="rows updated up to this (ISO 8601)")
+    backfill.add_argument(
+        "--resource", action="append", metavar="NAME", help="only these tables (repeatable)"
+    )
+
+    status = add("status", "checkpoints, last successful sync and row counts per table")
+    status.add_argument("sources", nargs="*", metavar="SOURCE", help=f"one of {names}")
+
+    check = add("check", "verify credentials and reachability; loads nothing")
+    check.add_argument("sources", nargs="*", metavar="SOURCE", help=f"one of {names}")
+
+    demo = add("demo", "run the sandbox APIs, sync, mutate, sync again, show a query")
+    demo.add_argument("--warehouse-dir", default="warehouse", help=argparse.SUPPRESS)
+    return parser
+
+
+def setup_logging(verbose: bool, quiet: bool) -> None:
+    from sources.common import install_log_redaction
+
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    install_log_redaction(handler)
+    # dlt logs every request at INFO; keep its own chatter to warnings unless debugging
+    logging.getLogger("dlt").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    for name in ("urllib3", "filelock", "fsspec"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # no dlthub telemetry, wherever the command is run from (the machine may have no internet)
+    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose, args.quiet)
+    # dlt and its logger are configured lazily: import after logging is set up
+    from pipelines import commands
+
+    try:
+        return commands.dispatch(args)
+    except KeyboardInterrupt:
+        logging.getLogger("solarsync").error(
+            "interrupted; rerun to finish (loaded data and checkpoints are consistent)"
+        )
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

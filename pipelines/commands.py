@@ -1,0 +1,171 @@
+"""What each ``solarsync`` command does. Output for people goes to stdout; logs to stderr."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipelines import registry
+from pipelines.runner import SourceResult, describe_failure, run_source, warehouse_path
+from sources.common import SolarsyncError, redact
+
+logger = logging.getLogger("solarsync")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    handler = {
+        "run": cmd_run,
+        "backfill": cmd_backfill,
+        "status": cmd_status,
+        "check": cmd_check,
+        "demo": cmd_demo,
+    }[args.command]
+    return handler(args)
+
+
+def out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _progress(args: argparse.Namespace) -> str | None:
+    return "tqdm" if sys.stderr.isatty() and not args.no_progress else None
+
+
+def _select(names: Sequence[str], *, configured_only: bool) -> list[registry.SourceSpec] | None:
+    try:
+        specs = [registry.get(n) for n in names]
+    except KeyError as exc:
+        logger.error("%s", exc.args[0])
+        return None
+    if not specs:
+        specs = registry.configured() if configured_only else list(registry.SOURCES.values())
+        if not specs:
+            logger.error(
+                "no source is configured: add credentials to .dlt/secrets.toml "
+                "(see .dlt/secrets.toml.example) or SOURCES__<SOURCE>__API_KEY"
+            )
+            return None
+    return specs
+
+
+# --------------------------------------------------------------------------- run / backfill
+def cmd_run(args: argparse.Namespace) -> int:
+    specs = _select(args.sources, configured_only=True)
+    if specs is None:
+        return EXIT_USAGE
+    warehouse = warehouse_path(args.warehouse)
+    results = [run_source(spec, warehouse, progress=_progress(args)) for spec in specs]
+    print_summary(results, warehouse)
+    return exit_code(results)
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    spec = registry.get(args.source)
+    unknown = sorted(set(args.resource or ()) - set(spec.resources))
+    if unknown:
+        logger.error(
+            "%s has no table(s) %s; choose from %s", spec.name, unknown, ", ".join(spec.resources)
+        )
+        return EXIT_USAGE
+    warehouse = warehouse_path(args.warehouse)
+    result = run_source(
+        spec,
+        warehouse,
+        resources=args.resource,
+        source_kwargs={"backfill": True, "backfill_since": args.since, "backfill_until": args.until},
+        progress=_progress(args),
+    )
+    print_summary([result], warehouse)
+    return exit_code([result])
+
+
+def exit_code(results: Sequence[SourceResult]) -> int:
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
+
+
+def print_summary(results: Sequence[SourceResult], warehouse: Path) -> None:
+    out(f"solarsync: {len(results)} source(s) -> {warehouse}")
+    for result in results:
+        verdict = "ok" if result.ok else "FAILED"
+        http = result.http
+        out(
+            f"  {result.source}: {verdict} in {result.duration_s:.1f}s, "
+            f"{http.get('requests', 0)} requests, {http.get('rate_limited', 0)} rate-limited (429), "
+            f"{http.get('retries', 0)} retries"
+        )
+        if result.resumed_packages:
+            out(f"    completed {result.resumed_packages} package(s) left by an interrupted run")
+        if result.error:
+            out(f"    error: {result.error}")
+        tables = sorted(set(result.rows) | set(result.changes))
+        if tables:
+            out(f"    {'table':<34}{'rows':>9}{'new':>9}{'updated':>9}{'deleted':>9}")
+        for table in tables:
+            change = result.changes.get(table, {})
+            out(
+                f"    {table:<34}{result.rows.get(table, 0):>9}"
+                f"{_n(change.get('new')):>9}{_n(change.get('updated')):>9}{_n(change.get('deleted')):>9}"
+            )
+
+
+def _n(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+# --------------------------------------------------------------------------- status
+def cmd_status(args: argparse.Namespace) -> int:
+    from pipelines.status import collect_status
+
+    specs = _select(args.sources, configured_only=False)
+    if specs is None:
+        return EXIT_USAGE
+    warehouse = warehouse_path(args.warehouse)
+    report = collect_status(specs, warehouse)
+    out(f"warehouse: {warehouse}{'' if warehouse.exists() else ' (not created yet)'}")
+    if report.get("warning"):
+        out(f"  note: {report['warning']}")
+    for source in report["sources"]:
+        out(f"{source['name']}: last successful load {source['last_load'] or 'never'}")
+        out(f"  {'table':<34}{'rows':>9}{'deleted':>9}  checkpoint")
+        for table in source["tables"]:
+            rows = "-" if table["rows"] is None else table["rows"]
+            deleted = "-" if table["deleted"] is None else table["deleted"]
+            out(f"  {table['name']:<34}{rows:>9}{deleted:>9}  {table['checkpoint'] or '-'}")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- check
+def cmd_check(args: argparse.Namespace) -> int:
+    specs = _select(args.sources, configured_only=True)
+    if specs is None:
+        return EXIT_USAGE
+    failed = False
+    for spec in specs:
+        try:
+            found = spec.check()
+        except SolarsyncError as exc:
+            failed = True
+            out(f"{spec.name}: FAILED: {redact(exc)}")
+            continue
+        except Exception as exc:  # configuration errors from dlt and the like
+            failed = True
+            out(f"{spec.name}: FAILED: {redact(describe_failure(spec, exc))}")
+            continue
+        out(f"{spec.name}: ok")
+        for endpoint, what in found:
+            out(f"  {endpoint:<20} {what}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+# --------------------------------------------------------------------------- demo
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pipelines.demo import run_demo
+
+    return run_demo(Path(args.warehouse_dir), warehouse=args.warehouse)
+

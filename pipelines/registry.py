@@ -1,0 +1,69 @@
+"""Which sources solarsync knows, how to build each, and whether it is configured.
+
+The only place that names sources; pipelines hold no API knowledge beyond this table.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import dlt
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    name: str
+    module: str  # the package with the @dlt.source function of the same name
+    resources: tuple[str, ...]
+    #: settings that must resolve (config or secrets) for the source to count as configured
+    required: tuple[str, ...]
+
+    def factory(self) -> Callable[..., Any]:
+        return getattr(importlib.import_module(self.module), self.name)
+
+    def check(self) -> list[tuple[str, str]]:
+        """The source's ``check()``: one cheap request per endpoint, nothing loaded."""
+        return importlib.import_module(self.module).check()
+
+    def is_configured(self) -> bool:
+        for key in self.required:
+            try:
+                value = dlt.secrets.get(f"sources.{self.name}.{key}")
+            except Exception:
+                value = None
+            if value in (None, ""):
+                return False
+        return True
+
+
+SOURCES: dict[str, SourceSpec] = {
+    "solarknock": SourceSpec(
+        name="solarknock",
+        module="sources.solarknock",
+        resources=(
+            "org",
+            "users",
+            "knocks",
+            "leads",
+            "appointments",
+            "daily_stats",
+            "app_opens",
+            "counties",
+        ),
+        required=("api_key",),
+    ),
+}
+
+
+def get(name: str) -> SourceSpec:
+    try:
+        return SOURCES[name]
+    except KeyError:
+        raise KeyError(f"unknown source {name!r}; known: {', '.join(sorted(SOURCES))}") from None
+
+
+def configured() -> list[SourceSpec]:
+    return [spec for spec in SOURCES.values() if spec.is_configured()]

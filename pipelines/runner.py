@@ -1,0 +1,193 @@
+"""Pipeline assembly: one dlt pipeline per source (``solarsync_<source>``, dataset ``<source>``),
+one DuckDB file for all of them, a lock per pipeline, and a result per source run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dlt
+from dlt.common.pipeline import get_dlt_pipelines_dir
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from pipelines.registry import SourceSpec
+from sources.common import LockedError, SolarsyncError, redact, reset_stats, stats_for
+
+logger = logging.getLogger("solarsync")
+
+DEFAULT_WAREHOUSE = Path("warehouse") / "solarsync.duckdb"
+LOADER_FILE_FORMAT = "parquet"  # dlt's INSERT path needs GBs of RAM for nested rows
+
+
+def warehouse_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """``--warehouse`` > ``DESTINATION__DUCKDB__CREDENTIALS`` / .dlt config > the default."""
+    if explicit:
+        return Path(explicit)
+    try:
+        configured = dlt.config.get("destination.duckdb.credentials")
+    except Exception:
+        configured = None
+    if isinstance(configured, str) and configured.strip():
+        value = configured.strip()
+        for prefix in ("duckdb:///", "duckdb://"):
+            if value.startswith(prefix):
+                value = value[len(prefix) :]
+        return Path(value)
+    return DEFAULT_WAREHOUSE
+
+
+def pipeline_name(source: str) -> str:
+    return f"solarsync_{source}"
+
+
+def make_pipeline(source: str, warehouse: Path, progress: Any = None) -> dlt.Pipeline:
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    return dlt.pipeline(
+        pipeline_name=pipeline_name(source),
+        destination=dlt.destinations.duckdb(credentials=str(warehouse)),
+        dataset_name=source,
+        progress=progress,
+    )
+
+
+@contextlib.contextmanager
+def pipeline_lock(source: str) -> Iterator[None]:
+    """One run per pipeline at a time: a cron run never overlaps a backfill or another run."""
+    lock_dir = Path(get_dlt_pipelines_dir())
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    path = lock_dir / f"{pipeline_name(source)}.lock"
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockedError(
+                "another solarsync process is running this source",
+                source=source,
+                hint=f"wait for it to finish (lock file {path})",
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass
+class SourceResult:
+    source: str
+    ok: bool = False
+    error: str | None = None
+    exit_code: int = 0
+    duration_s: float = 0.0
+    rows: dict[str, int] = field(default_factory=dict)
+    changes: dict[str, dict[str, int]] = field(default_factory=dict)
+    http: dict[str, int] = field(default_factory=dict)
+    resumed_packages: int = 0
+    load_ids: list[str] = field(default_factory=list)
+
+
+def run_source(
+    spec: SourceSpec,
+    warehouse: Path,
+    *,
+    resources: Sequence[str] | None = None,
+    source_kwargs: dict[str, Any] | None = None,
+    progress: Any = None,
+) -> SourceResult:
+    """Sync one source. Never raises for source failures: the result says what happened."""
+    result = SourceResult(source=spec.name)
+    started = time.monotonic()
+    reset_stats(spec.name)
+    try:
+        with pipeline_lock(spec.name):
+            pipeline = make_pipeline(spec.name, warehouse, progress)
+            result.resumed_packages = _finish_pending(pipeline)
+            source = spec.factory()(**(source_kwargs or {}))
+            if resources:
+                source = source.with_resources(*resources)
+            info = pipeline.run(source, loader_file_format=LOADER_FILE_FORMAT)
+            info.raise_on_failed_jobs()
+            result.load_ids = list(info.loads_ids)
+            trace = pipeline.last_trace
+            normalize_info = trace.last_normalize_info if trace else None
+            if normalize_info is not None:
+                result.rows = {
+                    table: count
+                    for table, count in normalize_info.row_counts.items()
+                    if not table.startswith("_dlt")
+                }
+            result.changes = _last_sync_changes(pipeline, resources or spec.resources)
+            result.ok = True
+    except Exception as exc:  # one failing source must not stop the others
+        root = _root_cause(exc)
+        result.error = redact(str(root) if isinstance(root, SolarsyncError) else describe_failure(spec, root))
+        result.exit_code = getattr(root, "exit_code", 1) or 1
+        logger.error("%s failed: %s", spec.name, result.error)
+        logger.debug("%s failure details", spec.name, exc_info=True)
+    result.duration_s = time.monotonic() - started
+    result.http = stats_for(spec.name).as_dict()
+    return result
+
+
+def _finish_pending(pipeline: dlt.Pipeline) -> int:
+    """Load what an interrupted run left extracted or normalized, before extracting anew."""
+    if not pipeline.has_pending_data:
+        return 0
+    pending = len(pipeline.list_extracted_load_packages()) + len(
+        pipeline.list_normalized_load_packages()
+    )
+    logger.warning(
+        "%s: completing %d load package(s) left by an interrupted run", pipeline.pipeline_name, pending
+    )
+    if pipeline.list_extracted_load_packages():
+        pipeline.normalize()
+    if pipeline.list_normalized_load_packages():
+        pipeline.load().raise_on_failed_jobs()
+    return pending
+
+
+def _last_sync_changes(pipeline: dlt.Pipeline, resources: Sequence[str]) -> dict[str, dict[str, int]]:
+    state = pipeline.state.get("sources", {})
+    out: dict[str, dict[str, int]] = {}
+    for source_state in state.values():
+        for name, res_state in (source_state.get("resources") or {}).items():
+            last = res_state.get("last_sync") if isinstance(res_state, dict) else None
+            if name in resources and isinstance(last, dict):
+                out[name] = {k: v for k, v in last.items() if isinstance(v, int)}
+    return out
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The SolarsyncError inside dlt's wrappers (PipelineStepFailed, ResourceExtractionError)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, SolarsyncError):
+            return current
+        seen.add(id(current))
+        nested = getattr(current, "exception", None)
+        current = nested if isinstance(nested, BaseException) else (current.__cause__ or current.__context__)
+    return exc
+
+
+def describe_failure(spec: SourceSpec, exc: BaseException) -> str:
+    from dlt.common.configuration.exceptions import ConfigFieldMissingException
+
+    if isinstance(exc, PipelineStepFailed) and isinstance(exc.exception, ConfigFieldMissingException):
+        exc = exc.exception
+    if isinstance(exc, ConfigFieldMissingException):
+        fields = ", ".join(exc.fields)
+        upper = spec.name.upper()
+        envs = ", ".join(f"SOURCES__{upper}__{f.upper()}" for f in exc.fields)
+        return (
+            f"{spec.name}: missing setting(s) {fields}. Add them under [sources.{spec.name}] in "
+            f".dlt/secrets.toml (see .dlt/secrets.toml.example) or set {envs}"
+        )
+    return f"{spec.name}: {type(exc).__name__}: {exc}"

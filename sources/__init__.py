@@ -1,0 +1,1 @@
+"""solarsync sources: one package per API, plus ``common`` (the shared HTTP layer)."""

@@ -1,0 +1,278 @@
+"""SolarKnock Reporting API source (dataset ``solarknock``).
+
+Tables (key; cursor; write disposition):
+
+* ``org``: the organisation behind the key (``id``; none; replace). Invite codes are keys and
+  are never loaded.
+* ``users``, ``knocks``, ``leads``, ``appointments``: (``id``; ``updated_at``; merge)
+* ``daily_stats``, ``app_opens``: (``user_id, date``; ``updated_at``; merge)
+* ``counties``: (``county_fips``; ``updated_at``; merge)
+* child tables for nested lists, joined on ``_dlt_parent_id`` = parent ``_dlt_id``:
+  ``knocks__actions_taken``, ``leads__actions_taken``, ``leads__attachments``,
+  ``daily_stats__knock_timestamps`` (``value`` column for lists of scalars).
+
+Every list table syncs the window ``(since, until]`` on ``updated_at`` with
+``include_deleted=true``: ``until`` is the server's clock at the start of the run (``GET /org``),
+``since`` the previous checkpoint minus ``lookback_seconds``. Checkpoints live in dlt resource
+state, so they advance only together with the load package that carries the rows.
+Soft-deleted rows are kept with ``deleted_at`` set.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import dlt
+import pendulum
+from dlt.sources import DltResource
+
+from sources.common import ApiError, ConfigurationError
+from sources.solarknock.client import SolarKnockClient, Window, iso, parse_ts
+from sources.solarknock.settings import (
+    DEFAULT_BASE_URL,
+    DEFAULT_LOOKBACK_SECONDS,
+    DEFAULT_PAGE_SIZE,
+    LIST_ENDPOINTS,
+    SOURCE_NAME,
+    TIMESTAMP_COLUMNS,
+    ListEndpoint,
+)
+
+logger = logging.getLogger("solarsync.solarknock")
+
+RESOURCE_NAMES = ("org", *(e.name for e in LIST_ENDPOINTS))
+
+
+@dlt.source(name=SOURCE_NAME, max_table_nesting=2)
+def solarknock(
+    api_key: str = dlt.secrets.value,
+    base_url: str = DEFAULT_BASE_URL,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    lookback_seconds: int = DEFAULT_LOOKBACK_SECONDS,
+    start_date: str | None = None,
+    endpoints: Mapping[str, str] | None = None,
+    max_attempts: int = 5,
+    request_timeout: float = 60.0,
+    backoff_factor: float = 1.0,
+    backfill: bool = False,
+    backfill_since: str | None = None,
+    backfill_until: str | None = None,
+) -> Sequence[DltResource]:
+    """SolarKnock tables (see the module docstring).
+
+    Args:
+        api_key: the org's manager invite code, with or without ``sk_`` (secret).
+        base_url: API root, e.g. a staging server or the sandbox.
+        page_size: rows per request (1..1000).
+        lookback_seconds: how far before the last checkpoint each run starts reading again,
+            so rows committed late or stamped by a skewed clock are never skipped.
+        start_date: optional ISO date/time: never read rows updated before it.
+        endpoints: path overrides by table name, e.g. ``{"counties": "geo/counties"}``.
+        backfill: read ``(backfill_since, backfill_until]`` and merge it without reading or
+            moving the nightly checkpoints.
+    """
+    if not api_key or not str(api_key).strip():
+        raise ConfigurationError(
+            "api_key is empty",
+            source=SOURCE_NAME,
+            hint="set sources.solarknock.api_key in .dlt/secrets.toml or SOURCES__SOLARKNOCK__API_KEY",
+        )
+    paths = {e.name: e.path for e in LIST_ENDPOINTS}
+    unknown = set(endpoints or {}) - set(paths)
+    if unknown:
+        raise ConfigurationError(
+            f"unknown endpoints {sorted(unknown)}",
+            source=SOURCE_NAME,
+            hint=f"sources.solarknock.endpoints takes {sorted(paths)}",
+        )
+    paths.update({k: str(v).strip("/") for k, v in (endpoints or {}).items()})
+    client = SolarKnockClient(
+        api_key.strip(),
+        base_url,
+        page_size=page_size,
+        max_attempts=max_attempts,
+        timeout=request_timeout,
+        backoff_factor=backoff_factor,
+    )
+    floor = _parse_option("start_date", start_date)
+    bounds = (
+        (_parse_option("backfill_since", backfill_since), _parse_option("backfill_until", backfill_until))
+        if backfill
+        else None
+    )
+
+    @dlt.resource(name="org", write_disposition="replace", primary_key="id")
+    def org() -> Iterator[dict[str, Any]]:
+        row, _ = client.org_and_server_time()
+        yield row
+
+    resources: list[DltResource] = [org]
+    for endpoint in LIST_ENDPOINTS:
+        resources.append(
+            _list_resource(
+                client, endpoint, paths[endpoint.name], lookback_seconds, floor, bounds
+            )
+        )
+    return resources
+
+
+def _parse_option(name: str, value: str | None) -> pendulum.DateTime | None:
+    if value in (None, ""):
+        return None
+    try:
+        return parse_ts(str(value))
+    except Exception:
+        raise ConfigurationError(
+            f"{name}={value!r} is not an ISO 8601 date or timestamp",
+            source=SOURCE_NAME,
+            hint="use e.g. 2024-01-31 or 2024-01-31T00:00:00Z",
+        ) from None
+
+
+def _list_resource(
+    client: SolarKnockClient,
+    endpoint: ListEndpoint,
+    path: str,
+    lookback_seconds: int,
+    floor: pendulum.DateTime | None,
+    bounds: tuple[pendulum.DateTime | None, pendulum.DateTime | None] | None,
+) -> DltResource:
+    columns = {**TIMESTAMP_COLUMNS, **endpoint.columns}
+
+    def rows() -> Iterator[Any]:
+        _, server_now = client.org_and_server_time()
+        state = dlt.current.resource_state()
+        if bounds is not None:  # backfill: the checkpoint is neither read nor moved
+            window = Window(since=bounds[0], until=min(bounds[1] or server_now, server_now))
+        else:
+            window = next_window(state.get("checkpoint"), server_now, lookback_seconds)
+        if floor is not None and (window.since is None or window.since < floor):
+            window = Window(since=floor, until=window.until)
+        key = _stored_key(state, endpoint)
+        logger.info("solarknock %s: window %s", endpoint.name, window)
+        counts = {"rows": 0, "new": 0, "updated": 0, "deleted": 0}
+        for page_no, page in client.pages(path, window):
+            if not page:
+                continue
+            if key is None:
+                key = _resolve_key(endpoint, page[0], page_no)
+                state["primary_key"] = list(key)
+            _check_keys(endpoint, key, page, page_no)
+            first_page = counts["rows"] == 0
+            _count_changes(counts, page, window.since)
+            if key != endpoint.keys[0] and first_page:
+                # the key found in the data differs from the declared one: say so every run
+                yield dlt.mark.with_hints(page, dlt.mark.make_hints(primary_key=list(key)))
+            else:
+                yield page
+        logger.info("solarknock %s: %d rows in %s", endpoint.name, counts["rows"], window)
+        if bounds is None:
+            previous = state.get("checkpoint")
+            if previous is None or parse_ts(previous) < window.until:
+                state["checkpoint"] = iso(window.until)
+            state["last_sync"] = {"until": iso(window.until), **counts}
+
+    return dlt.resource(
+        rows,
+        name=endpoint.name,
+        write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+        primary_key=list(endpoint.keys[0]),
+        columns=columns,
+    )
+
+
+def next_window(
+    checkpoint: str | None, server_now: pendulum.DateTime, lookback_seconds: int
+) -> Window:
+    """The incremental window after ``checkpoint``: ``(checkpoint - lookback, server_now]``.
+
+    A server clock that went backwards (another node, a skewed host) never produces an empty
+    or inverted window: the window then starts ``lookback`` before ``server_now``.
+    """
+    if checkpoint is None:
+        return Window(since=None, until=server_now)
+    lookback = pendulum.duration(seconds=lookback_seconds)
+    since = min(parse_ts(checkpoint), server_now) - lookback
+    return Window(since=since, until=server_now)
+
+
+def _count_changes(
+    counts: dict[str, int], page: list[dict[str, Any]], since: pendulum.DateTime | None
+) -> None:
+    """Tally rows as deleted (``deleted_at`` set), new (created inside the window) or updated."""
+    counts["rows"] += len(page)
+    for row in page:
+        if row.get("deleted_at"):
+            counts["deleted"] += 1
+        elif since is None or _after(row.get("created_at"), since):
+            counts["new"] += 1
+        else:
+            counts["updated"] += 1
+
+
+def _after(value: Any, moment: datetime) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        return datetime.fromisoformat(value) > moment
+    except ValueError:
+        return False
+
+
+def _stored_key(state: Mapping[str, Any], endpoint: ListEndpoint) -> tuple[str, ...] | None:
+    stored = state.get("primary_key")
+    return tuple(stored) if stored else None
+
+
+def _resolve_key(endpoint: ListEndpoint, row: Mapping[str, Any], page_no: int) -> tuple[str, ...]:
+    for candidate in endpoint.keys:
+        if all(row.get(col) is not None for col in candidate):
+            return candidate
+    raise ApiError(
+        f"rows have none of the key fields {[list(k) for k in endpoint.keys]} (page {page_no})",
+        source=SOURCE_NAME,
+        endpoint="/" + endpoint.path,
+        hint="nothing was loaded; report the API change",
+    )
+
+
+def _check_keys(
+    endpoint: ListEndpoint, key: tuple[str, ...], page: list[dict[str, Any]], page_no: int
+) -> None:
+    for index, row in enumerate(page):
+        for col in key:
+            if row.get(col) is None:
+                raise ApiError(
+                    f"row {index} has no {col!r} (page {page_no})",
+                    source=SOURCE_NAME,
+                    endpoint="/" + endpoint.path,
+                    hint="nothing was loaded and the checkpoint did not move; report the API change",
+                )
+
+
+@dlt.config.with_config(sections=("sources", SOURCE_NAME))
+def check(
+    api_key: str = dlt.secrets.value,
+    base_url: str = DEFAULT_BASE_URL,
+    endpoints: Mapping[str, str] | None = None,
+) -> list[tuple[str, str]]:
+    """Verify the key and every endpoint path with one small request each; loads nothing.
+
+    Returns ``(endpoint, what was found)`` pairs; raises the first error.
+    """
+    client = SolarKnockClient(api_key.strip(), base_url, page_size=1, max_attempts=2)
+    org, server_now = client.org_and_server_time()
+    found = [("/org", f"org {org.get('name') or org.get('id')!r}, server clock {iso(server_now)}")]
+    paths = {e.name: e.path for e in LIST_ENDPOINTS} | dict(endpoints or {})
+    window = Window(since=None, until=server_now)
+    for endpoint in LIST_ENDPOINTS:
+        path = paths[endpoint.name]
+        _, rows = next(client.pages(path, window), (0, []))
+        found.append(("/" + path, "reachable" + (", has rows" if rows else ", empty")))
+    return found
+
+
+__all__ = ["RESOURCE_NAMES", "check", "next_window", "solarknock"]
