@@ -19,7 +19,14 @@ from dlt.common.pipeline import get_dlt_pipelines_dir
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines.registry import SourceSpec
-from sources.common import LockedError, SolarsyncError, redact, reset_stats, stats_for
+from sources.common import (
+    LockedError,
+    SolarsyncError,
+    install_log_redaction,
+    redact,
+    reset_stats,
+    stats_for,
+)
 
 logger = logging.getLogger("solarsync")
 
@@ -50,12 +57,15 @@ def pipeline_name(source: str) -> str:
 
 def make_pipeline(source: str, warehouse: Path, progress: Any = None) -> dlt.Pipeline:
     warehouse.parent.mkdir(parents=True, exist_ok=True)
-    return dlt.pipeline(
+    pipeline = dlt.pipeline(
         pipeline_name=pipeline_name(source),
         destination=dlt.destinations.duckdb(credentials=str(warehouse)),
         dataset_name=source,
         progress=progress,
     )
+    # dlt logs through its own handler: scrub secrets there too
+    install_log_redaction(*logging.getLogger("dlt").handlers)
+    return pipeline
 
 
 @contextlib.contextmanager

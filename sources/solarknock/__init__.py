@@ -27,6 +27,7 @@ from typing import Any
 
 import dlt
 import pendulum
+from dlt.common.configuration.inject import with_config
 from dlt.sources import DltResource
 
 from sources.common import ApiError, ConfigurationError
@@ -104,11 +105,15 @@ def solarknock(
         else None
     )
 
-    @dlt.resource(name="org", write_disposition="replace", primary_key="id")
+    org_columns = {name: {"data_type": "timestamp", "nullable": True} for name in TIMESTAMP_COLUMNS}
+
+    @dlt.resource(name="org", write_disposition="replace", primary_key="id", columns=org_columns)
     def org() -> Iterator[dict[str, Any]]:
         row, _ = client.org_and_server_time()
         yield row
 
+    # dates such as knock_date land as DATE, not text (timestamps are detected by default)
+    dlt.current.source_schema().add_type_detection("iso_date")
     resources: list[DltResource] = [org]
     for endpoint in LIST_ENDPOINTS:
         resources.append(
@@ -253,7 +258,7 @@ def _check_keys(
                 )
 
 
-@dlt.config.with_config(sections=("sources", SOURCE_NAME))
+@with_config(sections=("sources", SOURCE_NAME))
 def check(
     api_key: str = dlt.secrets.value,
     base_url: str = DEFAULT_BASE_URL,
