@@ -112,3 +112,39 @@ def scripted() -> ScriptedServer:
     server = ScriptedServer()
     yield server
     server.close()
+
+
+# --------------------------------------------------------------------------- SolarKnock sandbox
+SK_KEY = "sk_SANDBOXKEY42"
+SK_COUNTS = {
+    "users": 12,
+    "knocks": 700,
+    "leads": 160,
+    "appointments": 60,
+    "daily-stats": 120,
+    "app-opens": 90,
+    "counties": 15,
+}
+#: endpoint path -> (table, key columns)
+SK_TABLES = {
+    "users": ("users", ("id",)),
+    "knocks": ("knocks", ("id",)),
+    "leads": ("leads", ("id",)),
+    "appointments": ("appointments", ("id",)),
+    "daily-stats": ("daily_stats", ("user_id", "date")),
+    "app-opens": ("app_opens", ("user_id", "date")),
+    "counties": ("counties", ("county_fips",)),
+}
+
+
+@pytest.fixture
+def sk_sandbox(monkeypatch: pytest.MonkeyPatch):
+    """A SolarKnock sandbox, with the pipeline pointed at it through the documented env vars."""
+    from sandbox.solarknock import SolarKnockSandbox
+
+    with SolarKnockSandbox(seed=7, api_key=SK_KEY, counts=SK_COUNTS) as sb:
+        monkeypatch.setenv("SOURCES__SOLARKNOCK__API_KEY", SK_KEY)
+        monkeypatch.setenv("SOURCES__SOLARKNOCK__BASE_URL", sb.base_url)
+        monkeypatch.setenv("SOURCES__SOLARKNOCK__PAGE_SIZE", "100")
+        monkeypatch.setenv("SOURCES__SOLARKNOCK__BACKOFF_FACTOR", "0.05")
+        yield sb

@@ -94,6 +94,7 @@ def solarknock(
         api_key.strip(),
         base_url,
         page_size=page_size,
+        row_keys={"/" + paths[e.name]: e.keys for e in LIST_ENDPOINTS},
         max_attempts=max_attempts,
         timeout=request_timeout,
         backoff_factor=backoff_factor,

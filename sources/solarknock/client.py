@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -45,24 +45,37 @@ def parse_ts(value: str) -> pendulum.DateTime:
     return parsed.in_tz("UTC")
 
 
-def validate_body(body: Any, endpoint: str) -> str | None:
-    """Shape check run on every 2xx JSON body (a failure is retried, then raised)."""
-    if not isinstance(body, dict):
-        return f"expected a JSON object, got {type(body).__name__}"
-    if endpoint.rstrip("/").endswith("/" + ORG_PATH):
-        return None  # a single object, with or without a "data" wrapper
-    data = body.get("data")
-    if not isinstance(data, list):
-        return "the envelope has no 'data' list"
-    pagination = body.get("pagination")
-    if pagination is not None and not isinstance(pagination, dict):
-        return "'pagination' is not an object"
-    for index, row in enumerate(data):
-        if not isinstance(row, dict):
-            return f"row {index} is not an object"
-        if row.get("updated_at") is None:
-            return f"row {index} has no 'updated_at'"
-    return None
+def make_validator(
+    row_keys: Mapping[str, Sequence[tuple[str, ...]]],
+) -> Callable[[Any, str], str | None]:
+    """Shape check run on every 2xx JSON body (a failure is retried, then raised).
+
+    ``row_keys`` maps an endpoint path (``/knocks``) to its primary-key candidates: every row
+    must carry ``updated_at`` and at least one complete candidate.
+    """
+
+    def validate(body: Any, endpoint: str) -> str | None:
+        if not isinstance(body, dict):
+            return f"expected a JSON object, got {type(body).__name__}"
+        if endpoint.rstrip("/").endswith("/" + ORG_PATH):
+            return None  # a single object, with or without a "data" wrapper
+        data = body.get("data")
+        if not isinstance(data, list):
+            return "the envelope has no 'data' list"
+        pagination = body.get("pagination")
+        if pagination is not None and not isinstance(pagination, dict):
+            return "'pagination' is not an object"
+        candidates = row_keys.get(endpoint.rstrip("/"), ())
+        for index, row in enumerate(data):
+            if not isinstance(row, dict):
+                return f"row {index} is not an object"
+            if row.get("updated_at") is None:
+                return f"row {index} has no 'updated_at'"
+            if candidates and not any(all(row.get(c) is not None for c in k) for k in candidates):
+                return f"row {index} has no key ({' or '.join('+'.join(k) for k in candidates)})"
+        return None
+
+    return validate
 
 
 @dataclass(frozen=True)
@@ -92,6 +105,7 @@ class SolarKnockClient:
         base_url: str,
         *,
         page_size: int,
+        row_keys: Mapping[str, Sequence[tuple[str, ...]]] | None = None,
         max_attempts: int = 5,
         timeout: float = 60.0,
         backoff_factor: float = 1.0,
@@ -105,7 +119,7 @@ class SolarKnockClient:
             auth=BearerAuth(api_key),
             secrets=[api_key],
             limiter=limiter_for(SOURCE_NAME, api_key),
-            validate=validate_body,
+            validate=make_validator(row_keys or {}),
             hints=ERROR_HINTS,
             timeout=(10.0, timeout),
             max_attempts=max_attempts,

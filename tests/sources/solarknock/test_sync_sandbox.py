@@ -1,0 +1,298 @@
+"""SolarKnock end to end against the sandbox: after every adversarial run, a rerun leaves the
+warehouse exactly equal to the source (same keys, no duplicates, same updated_at/deleted_at)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dlt
+import duckdb
+import pytest
+
+from pipelines.cli import main
+from tests.conftest import SK_KEY
+from tests.sources.solarknock.warehouse_check import assert_equal_to_truth, warehouse_rows
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def run(*args: str) -> int:
+    """One CLI invocation, in process.
+
+    The API's clock (``meta.fetched_at``) has whole seconds and a run reads up to it: a row
+    changed in the same second as the run starts belongs to the next run. Tests that expect a
+    run to see the changes made just before it first let that second pass.
+    """
+    time.sleep(1.05 - (time.time() % 1.0))
+    return main(["--no-progress", *args])
+
+
+@pytest.fixture
+def warehouse(isolated_dlt: Path) -> Path:
+    return isolated_dlt / "warehouse.duckdb"
+
+
+def checkpoints() -> dict[str, str]:
+    pipeline = dlt.attach("solarsync_solarknock")
+    resources = pipeline.state["sources"]["solarknock"]["resources"]
+    return {name: r.get("checkpoint") for name, r in resources.items()}
+
+
+def loads(warehouse: Path) -> int:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute("select count(*) from solarknock._dlt_loads where status = 0").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_full_sync_then_nightly_noop(sk_sandbox, warehouse, capsys):
+    assert run("run", "solarknock") == 0
+    assert_equal_to_truth(sk_sandbox, warehouse)
+    out = capsys.readouterr().out
+    assert "solarknock: ok" in out and "knocks" in out
+
+    sk_sandbox.clear_requests()
+    assert run("run", "solarknock") == 0
+    # one request per endpoint: /org (server clock) + 7 lists, nothing re-read in bulk
+    assert sk_sandbox.count_requests() == 8
+    assert_equal_to_truth(sk_sandbox, warehouse)
+    for info in sk_sandbox.requests:
+        if info.endpoint != "org":
+            assert info.query.get("include_deleted") == "true"
+            assert "since" in info.query and "until" in info.query
+
+
+def test_updates_inserts_and_soft_deletes(sk_sandbox, warehouse):
+    assert run("run", "solarknock") == 0
+    deleted = sk_sandbox.soft_delete("knocks", n=7)
+    sk_sandbox.update("leads", n=12)
+    sk_sandbox.insert("appointments", n=4)
+    sk_sandbox.update("daily-stats", n=3)
+    sk_sandbox.soft_delete("counties", n=1)
+    assert run("run", "solarknock") == 0
+    assert_equal_to_truth(sk_sandbox, warehouse)
+    rows = {r["id"]: r for r in warehouse_rows(warehouse, "knocks")}
+    for key in deleted:
+        assert rows[key if isinstance(key, str) else key[0]]["deleted_at"] is not None
+
+
+def test_mutations_during_a_sync(sk_sandbox, warehouse):
+    knocks_seen = []
+
+    def mutate(sb, info):
+        if info.endpoint == "knocks":
+            knocks_seen.append(info)
+            if len(knocks_seen) == 3:  # mid-way through the knocks pages
+                sb.update("knocks", n=25)
+                sb.insert("knocks", n=5)
+                sb.soft_delete("knocks", n=3)
+
+    sk_sandbox.on_request(mutate)
+    assert run("run", "solarknock") == 0
+    knocks = warehouse_rows(warehouse, "knocks")
+    assert len({r["id"] for r in knocks}) == len(knocks)  # moved rows were not duplicated
+    sk_sandbox.on_request(None)
+    assert run("run", "solarknock") == 0
+    assert_equal_to_truth(sk_sandbox, warehouse)
+
+
+def test_rows_that_become_visible_late(sk_sandbox, warehouse):
+    assert run("run", "solarknock") == 0
+    sk_sandbox.set_visibility_delay(2.0)
+    late = sk_sandbox.update("knocks", n=6)
+    assert run("run", "solarknock") == 0  # the rows are not visible yet: stamped before `until`
+    time.sleep(2.5)
+    assert run("run", "solarknock") == 0  # the lookback window catches them
+    assert_equal_to_truth(sk_sandbox, warehouse)
+    assert late
+
+
+@pytest.mark.parametrize("skew", [-300, 300])
+def test_server_clock_skew(sk_sandbox, warehouse, skew):
+    sk_sandbox.set_clock_skew(skew)
+    assert run("run", "solarknock") == 0
+    sk_sandbox.update("knocks", n=10)
+    sk_sandbox.soft_delete("leads", n=2)
+    assert run("run", "solarknock") == 0
+    assert_equal_to_truth(sk_sandbox, warehouse)
+    # the checkpoint is the server's clock, not ours
+    for value in checkpoints().values():
+        if value:
+            moment = dlt.common.pendulum.parse(value)
+            drift = moment.timestamp() - time.time()
+            assert abs(drift - skew) < 60
+
+
+def test_server_clock_jumping_back_between_runs(sk_sandbox, warehouse):
+    sk_sandbox.set_clock_skew(300)
+    assert run("run", "solarknock") == 0
+    sk_sandbox.set_clock_skew(-300)  # a node 10 minutes behind the previous one
+    sk_sandbox.update("knocks", n=5)
+    assert run("run", "solarknock") == 0
+    assert_equal_to_truth(sk_sandbox, warehouse)
+
+
+def test_transient_5xx_and_dropped_connections_are_survived(sk_sandbox, warehouse):
+    sk_sandbox.fail_next(2, status=500, endpoint="knocks")
+    sk_sandbox.drop_next(2, endpoint="leads")
+    sk_sandbox.fail_next(1, status=503)
+    assert run("run", "solarknock") == 0
+    assert_equal_to_truth(sk_sandbox, warehouse)
+
+
+def test_persistent_5xx_fails_cleanly_and_a_rerun_recovers(sk_sandbox, warehouse, capsys):
+    assert run("run", "solarknock") == 0
+    before = checkpoints()
+    sk_sandbox.update("knocks", n=10)
+    sk_sandbox.fail_next(50, status=500, endpoint="leads")
+    assert run("run", "solarknock") == 1
+    out = capsys.readouterr().out
+    assert "solarknock" in out and "/leads" in out and "500" in out
+    assert checkpoints() == before  # nothing committed, checkpoint unchanged
+    sk_sandbox.reset_faults()
+    assert run("run", "solarknock") == 0
+    assert_equal_to_truth(sk_sandbox, warehouse)
+
+
+@pytest.mark.parametrize("kind", ["json", "no_data", "row_without_id", "html"])
+def test_malformed_body_once_is_retried(sk_sandbox, warehouse, kind):
+    sk_sandbox.malformed_next(1, kind=kind, endpoint="knocks")
+    assert run("run", "solarknock") == 0
+    assert_equal_to_truth(sk_sandbox, warehouse)
+
+
+def test_malformed_body_that_persists_fails_naming_endpoint_and_page(sk_sandbox, warehouse, capsys):
+    assert run("run", "solarknock") == 0
+    loaded = loads(warehouse)
+    before = checkpoints()
+    sk_sandbox.update("knocks", n=150)  # two pages at page_size 100
+    state = {"n": 0}
+
+    def break_second_page(sb, info):
+        if info.endpoint == "knocks":
+            state["n"] += 1
+            if state["n"] >= 2:
+                sb.malformed_next(1, kind="no_data", endpoint="knocks")
+
+    sk_sandbox.on_request(break_second_page)
+    assert run("run", "solarknock") == 1
+    out = capsys.readouterr().out
+    assert "solarknock /knocks" in out and "page 2" in out and "'data'" in out
+    assert loads(warehouse) == loaded and checkpoints() == before  # nothing partial committed
+    sk_sandbox.on_request(None)
+    assert run("run", "solarknock") == 0
+    assert_equal_to_truth(sk_sandbox, warehouse)
+
+
+def test_invalid_cursor_restarts_the_window_once(sk_sandbox, warehouse):
+    sk_sandbox.invalid_cursor_next(1)
+    assert run("run", "solarknock") == 0
+    assert_equal_to_truth(sk_sandbox, warehouse)
+
+
+def test_invalid_cursor_twice_fails(sk_sandbox, warehouse, capsys):
+    def reject_knocks_cursors(sb, info):
+        if info.endpoint == "knocks" and "cursor" in info.query:
+            sb.invalid_cursor_next(1)
+
+    sk_sandbox.on_request(reject_knocks_cursors)
+    assert run("run", "solarknock") == 1
+    assert "INVALID_CURSOR" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("setup", "code", "hint"),
+    [
+        ("bad_key", "INVALID_KEY", "rotate it"),
+        ("expired", "SUBSCRIPTION_EXPIRED", "renew"),
+    ],
+)
+def test_auth_errors_fail_fast_with_clear_message(sk_sandbox, warehouse, monkeypatch, capsys, setup, code, hint):
+    if setup == "bad_key":
+        monkeypatch.setenv("SOURCES__SOLARKNOCK__API_KEY", "sk_WRONGKEY99")
+    else:
+        sk_sandbox.set_subscription_expired(True)
+    assert run("run", "solarknock") == 1
+    captured = capsys.readouterr()
+    assert code in captured.out and hint in captured.out and "solarknock /org" in captured.out
+    assert sk_sandbox.count_requests() == 1  # no retries
+    for text in (captured.out, captured.err):
+        assert "WRONGKEY99" not in text and SK_KEY[3:] not in text
+
+
+def test_missing_key_is_a_configuration_error(sk_sandbox, monkeypatch, capsys):
+    monkeypatch.delenv("SOURCES__SOLARKNOCK__API_KEY")
+    assert run("run", "solarknock") == 1
+    out = capsys.readouterr().out
+    assert "api_key" in out and "SOURCES__SOLARKNOCK__API_KEY" in out
+    assert sk_sandbox.count_requests() == 0
+
+
+def test_backfill_merges_without_moving_the_checkpoint(sk_sandbox, warehouse):
+    assert run("run", "solarknock") == 0
+    before = checkpoints()
+    sk_sandbox.update("knocks", n=8)
+    assert run("backfill", "solarknock", "--resource", "knocks", "--since", "2000-01-01") == 0
+    assert checkpoints() == before
+    assert_equal_to_truth(sk_sandbox, warehouse, endpoints=("knocks",))
+    assert run("run", "solarknock") == 0
+    after = checkpoints()
+    assert all(after[name] >= before[name] for name in before)
+    assert_equal_to_truth(sk_sandbox, warehouse)
+
+
+def test_backfill_unknown_table_is_a_usage_error(sk_sandbox):
+    assert run("backfill", "solarknock", "--resource", "nope") == 2
+
+
+def test_status_and_check(sk_sandbox, warehouse, capsys):
+    assert run("check", "solarknock") == 0
+    out = capsys.readouterr().out
+    assert "solarknock: ok" in out and "/counties" in out
+    assert run("run", "solarknock") == 0
+    capsys.readouterr()
+    assert run("status") == 0
+    out = capsys.readouterr().out
+    knocks_line = next(line for line in out.splitlines() if line.strip().startswith("knocks"))
+    assert str(len(sk_sandbox.truth("knocks"))) in knocks_line
+    assert "T" in knocks_line  # a checkpoint timestamp
+
+
+@pytest.mark.parametrize("kill_after", [3, 12, 16])
+def test_sigkill_mid_sync_then_rerun(sk_sandbox, warehouse, kill_after, isolated_dlt):
+    """kill -9 while extracting (after 3 or 12 requests) or after the last page (16: normalize
+    or load): a rerun heals."""
+    sk_sandbox.slow(0.02)
+    env = dict(os.environ)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipelines", "--no-progress", "run", "solarknock"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while sk_sandbox.count_requests() < kill_after and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    sk_sandbox.slow(0)
+    sk_sandbox.update("knocks", n=5)
+    assert run("run", "solarknock") == 0
+    assert_equal_to_truth(sk_sandbox, warehouse)
+
+
+def test_concurrent_run_is_refused_by_the_lock(sk_sandbox, warehouse, capsys):
+    from pipelines.runner import pipeline_lock
+
+    with pipeline_lock("solarknock"):
+        assert run("run", "solarknock") == 1
+    assert "another solarsync process" in capsys.readouterr().out
+    assert sk_sandbox.count_requests() == 0
