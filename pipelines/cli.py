@@ -112,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.verbose:  # dlt sets its logger's level from its own config when it starts
+        os.environ["RUNTIME__LOG_LEVEL"] = "DEBUG"
     setup_logging(args.verbose, args.quiet)
     # dlt and its logger are configured lazily: import after logging is set up
     from pipelines import commands
