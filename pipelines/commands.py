@@ -78,7 +78,11 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         spec,
         warehouse,
         resources=args.resource,
-        source_kwargs={"backfill": True, "backfill_since": args.since, "backfill_until": args.until},
+        source_kwargs={
+            "backfill": True,
+            "backfill_since": args.since,
+            "backfill_until": args.until,
+        },
         progress=_progress(args),
     )
     print_summary([result], warehouse)
@@ -103,6 +107,8 @@ def print_summary(results: Sequence[SourceResult], warehouse: Path) -> None:
             out(f"    completed {result.resumed_packages} package(s) left by an interrupted run")
         if result.error:
             out(f"    error: {result.error}")
+        if result.views:
+            out(f"    views: {', '.join(result.views)}")
         tables = sorted(set(result.rows) | set(result.changes))
         if tables:
             out(f"    {'table':<34}{'rows':>9}{'new':>9}{'updated':>9}{'deleted':>9}")
@@ -167,5 +173,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipelines.demo import run_demo
 
+    if not args.verbose:  # the demo narrates on stdout; keep the per-table log lines out
+        logging.getLogger().setLevel(logging.WARNING)
     return run_demo(Path(args.warehouse_dir), warehouse=args.warehouse)
-

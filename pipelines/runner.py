@@ -19,6 +19,7 @@ from dlt.common.pipeline import get_dlt_pipelines_dir
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines.registry import SourceSpec
+from pipelines.views import apply_views
 from sources.common import (
     LockedError,
     SolarsyncError,
@@ -101,6 +102,7 @@ class SourceResult:
     http: dict[str, int] = field(default_factory=dict)
     resumed_packages: int = 0
     load_ids: list[str] = field(default_factory=list)
+    views: list[str] = field(default_factory=list)
 
 
 def run_source(
@@ -134,10 +136,13 @@ def run_source(
                     if not table.startswith("_dlt")
                 }
             result.changes = _last_sync_changes(pipeline, resources or spec.resources)
+            result.views = apply_views(warehouse, spec.name)
             result.ok = True
     except Exception as exc:  # one failing source must not stop the others
         root = _root_cause(exc)
-        result.error = redact(str(root) if isinstance(root, SolarsyncError) else describe_failure(spec, root))
+        result.error = redact(
+            str(root) if isinstance(root, SolarsyncError) else describe_failure(spec, root)
+        )
         result.exit_code = getattr(root, "exit_code", 1) or 1
         logger.error("%s failed: %s", spec.name, result.error)
         logger.debug("%s failure details", spec.name, exc_info=True)
@@ -154,7 +159,9 @@ def _finish_pending(pipeline: dlt.Pipeline) -> int:
         pipeline.list_normalized_load_packages()
     )
     logger.warning(
-        "%s: completing %d load package(s) left by an interrupted run", pipeline.pipeline_name, pending
+        "%s: completing %d load package(s) left by an interrupted run",
+        pipeline.pipeline_name,
+        pending,
     )
     if pipeline.list_extracted_load_packages():
         pipeline.normalize()
@@ -163,7 +170,9 @@ def _finish_pending(pipeline: dlt.Pipeline) -> int:
     return pending
 
 
-def _last_sync_changes(pipeline: dlt.Pipeline, resources: Sequence[str]) -> dict[str, dict[str, int]]:
+def _last_sync_changes(
+    pipeline: dlt.Pipeline, resources: Sequence[str]
+) -> dict[str, dict[str, int]]:
     state = pipeline.state.get("sources", {})
     out: dict[str, dict[str, int]] = {}
     for source_state in state.values():
@@ -183,14 +192,20 @@ def _root_cause(exc: BaseException) -> BaseException:
             return current
         seen.add(id(current))
         nested = getattr(current, "exception", None)
-        current = nested if isinstance(nested, BaseException) else (current.__cause__ or current.__context__)
+        current = (
+            nested
+            if isinstance(nested, BaseException)
+            else (current.__cause__ or current.__context__)
+        )
     return exc
 
 
 def describe_failure(spec: SourceSpec, exc: BaseException) -> str:
     from dlt.common.configuration.exceptions import ConfigFieldMissingException
 
-    if isinstance(exc, PipelineStepFailed) and isinstance(exc.exception, ConfigFieldMissingException):
+    if isinstance(exc, PipelineStepFailed) and isinstance(
+        exc.exception, ConfigFieldMissingException
+    ):
         exc = exc.exception
     if isinstance(exc, ConfigFieldMissingException):
         fields = ", ".join(exc.fields)

@@ -54,7 +54,9 @@ class ScriptedServer:
 
     def __init__(self) -> None:
         self.replies: deque[Reply] = deque()
-        self.default = Reply(200, {"data": [], "pagination": {"next_cursor": None, "has_more": False}})
+        self.default = Reply(
+            200, {"data": [], "pagination": {"next_cursor": None, "has_more": False}}
+        )
         self.seen: list[Seen] = []
         server = self
 
@@ -68,7 +70,9 @@ class ScriptedServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length:
                     self.rfile.read(length)
-                server.seen.append(Seen(self.command, self.path, dict(self.headers), time.monotonic()))
+                server.seen.append(
+                    Seen(self.command, self.path, dict(self.headers), time.monotonic())
+                )
                 reply = server.replies.popleft() if server.replies else server.default
                 if reply.drop:
                     self.close_connection = True

@@ -397,7 +397,11 @@ class ApiClient:
             if request is not None:
                 endpoint = self.endpoint_of(request.url)
             what = type(exc).__name__ if exc else "error"
-        level = logging.INFO if response is not None and response.status_code == 429 else logging.WARNING
+        level = (
+            logging.INFO
+            if response is not None and response.status_code == 429
+            else logging.WARNING
+        )
         logger.log(
             level,
             "%s GET %s: %s; retrying in %.1fs (attempt %d)",

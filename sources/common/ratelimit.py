@@ -104,7 +104,9 @@ class RateLimiter:
         if self._reset_at is None or reset_at is None or reset_at > self._reset_at + 1:
             self._remaining, self._reset_at = remaining, reset_at
         else:
-            self._remaining = min(self._remaining if self._remaining is not None else remaining, remaining)
+            self._remaining = min(
+                self._remaining if self._remaining is not None else remaining, remaining
+            )
 
     def block_for_429(self, headers: Mapping[str, str]) -> float:
         """A 429 arrived: hold every caller until the reset. Returns the wait in seconds."""

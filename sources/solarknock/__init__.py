@@ -21,8 +21,8 @@ Soft-deleted rows are kept with ``deleted_at`` set.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import dlt
@@ -101,7 +101,10 @@ def solarknock(
     )
     floor = _parse_option("start_date", start_date)
     bounds = (
-        (_parse_option("backfill_since", backfill_since), _parse_option("backfill_until", backfill_until))
+        (
+            _parse_option("backfill_since", backfill_since),
+            _parse_option("backfill_until", backfill_until),
+        )
         if backfill
         else None
     )
@@ -118,9 +121,7 @@ def solarknock(
     resources: list[DltResource] = [org]
     for endpoint in LIST_ENDPOINTS:
         resources.append(
-            _list_resource(
-                client, endpoint, paths[endpoint.name], lookback_seconds, floor, bounds
-            )
+            _list_resource(client, endpoint, paths[endpoint.name], lookback_seconds, floor, bounds)
         )
     return resources
 

@@ -46,7 +46,9 @@ def checkpoints() -> dict[str, str]:
 def loads(warehouse: Path) -> int:
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        return con.execute("select count(*) from solarknock._dlt_loads where status = 0").fetchone()[0]
+        return con.execute(
+            "select count(*) from solarknock._dlt_loads where status = 0"
+        ).fetchone()[0]
     finally:
         con.close()
 
@@ -213,7 +215,9 @@ def test_invalid_cursor_twice_fails(sk_sandbox, warehouse, capsys):
         ("expired", "SUBSCRIPTION_EXPIRED", "renew"),
     ],
 )
-def test_auth_errors_fail_fast_with_clear_message(sk_sandbox, warehouse, monkeypatch, capsys, setup, code, hint):
+def test_auth_errors_fail_fast_with_clear_message(
+    sk_sandbox, warehouse, monkeypatch, capsys, setup, code, hint
+):
     if setup == "bad_key":
         monkeypatch.setenv("SOURCES__SOLARKNOCK__API_KEY", "sk_WRONGKEY99")
     else:
@@ -296,3 +300,24 @@ def test_concurrent_run_is_refused_by_the_lock(sk_sandbox, warehouse, capsys):
         assert run("run", "solarknock") == 1
     assert "another solarsync process" in capsys.readouterr().out
     assert sk_sandbox.count_requests() == 0
+
+
+@pytest.mark.parametrize("reset_style", ["epoch", "delta"])
+def test_pacing_stays_under_the_rate_limit(sk_sandbox, warehouse, reset_style):
+    """8 requests per 2-second window (a scaled-down 60/min): the sync spans several windows,
+    waits for each reset instead of provoking 429s, and never exceeds the budget."""
+    sk_sandbox.set_rate_limit(8, burst=8, reset_style=reset_style, window=2.0)
+    assert run("run", "solarknock") == 0
+    assert sk_sandbox.count_requests() >= 16  # needed at least two windows
+    assert sk_sandbox.count_requests(status=429) == 0
+    assert sk_sandbox.max_requests_in_window(seconds=2.0) <= 8
+    assert_equal_to_truth(sk_sandbox, warehouse)
+
+
+def test_429_storm_waits_for_each_reset_then_completes(sk_sandbox, warehouse, capsys):
+    sk_sandbox.set_rate_limit(1000, window=1.0)  # resets every second
+    sk_sandbox.fail_next(8, status=429, code="RATE_LIMITED")
+    assert run("run", "solarknock") == 0
+    assert sk_sandbox.count_requests(status=429) == 8
+    assert "8 rate-limited (429)" in capsys.readouterr().out
+    assert_equal_to_truth(sk_sandbox, warehouse)

@@ -1,0 +1,93 @@
+"""Run a sandbox in the foreground until Ctrl-C.
+
+    python -m sandbox solarknock --port 8765 --api-key sk_DEMO --knocks 1000 --leads 300 \
+        [--rate-limit 60 --burst 120]
+
+Drive it from another process through ``/__admin`` (truth, stats, mutations, faults).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+
+
+def _solarknock(args: argparse.Namespace) -> int:
+    from sandbox.solarknock import SolarKnockSandbox
+
+    counts = {
+        name: value
+        for name, value in (
+            ("users", args.users),
+            ("knocks", args.knocks),
+            ("leads", args.leads),
+            ("appointments", args.appointments),
+            ("daily-stats", args.daily_stats),
+            ("app-opens", args.app_opens),
+            ("counties", args.counties),
+        )
+        if value is not None
+    }
+    t0 = time.perf_counter()
+    sb = SolarKnockSandbox(
+        seed=args.seed, api_key=args.api_key, counts=counts, host=args.host, port=args.port
+    )
+    if args.rate_limit:
+        sb.set_rate_limit(args.rate_limit, burst=args.burst, reset_style=args.reset_style)
+    sb.start()
+    rows = ", ".join(f"{k}={v}" for k, v in sb.stats()["rows"].items())
+    print(f"SolarKnock sandbox ready in {time.perf_counter() - t0:.1f}s ({rows})", flush=True)
+    print(f"base URL:  {sb.base_url}", flush=True)
+    print(f"admin URL: {sb.admin_url}  (truth/<endpoint>, stats, requests, POST <action>)")
+    limit = (
+        f"{args.rate_limit}/min, burst {args.burst or 2 * args.rate_limit}"
+        if args.rate_limit
+        else "off"
+    )
+    print(
+        f"rate limit: {limit}; auth: Bearer <the --api-key you passed>. Ctrl-C to stop.", flush=True
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # SIGINT even when started in the background
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        sb.stop()
+        print("stopped", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="api", required=True)
+    sk = sub.add_parser("solarknock", help="SolarKnock Reporting API")
+    sk.add_argument("--host", default="127.0.0.1")
+    sk.add_argument("--port", type=int, default=8765)
+    sk.add_argument("--api-key", default="sk_DEMO", help="key clients must send (never printed)")
+    sk.add_argument("--seed", type=int, default=0)
+    for name in (
+        "users",
+        "knocks",
+        "leads",
+        "appointments",
+        "daily-stats",
+        "app-opens",
+        "counties",
+    ):
+        sk.add_argument(f"--{name}", type=int, default=None, help=f"number of {name} rows")
+    sk.add_argument(
+        "--rate-limit", type=int, default=None, help="requests per minute (off by default)"
+    )
+    sk.add_argument("--burst", type=int, default=None, help="max requests in any 60 s (default 2x)")
+    sk.add_argument("--reset-style", choices=("epoch", "delta"), default="epoch")
+    args = parser.parse_args(argv)
+    return _solarknock(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
