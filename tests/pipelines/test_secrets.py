@@ -66,7 +66,14 @@ def test_secrets_absent_everywhere(sk_sandbox, isolated_dlt):
     sk_sandbox.fail_next(30, status=500, endpoint="knocks")
     outputs.append(cli("-v", "run", "solarknock", env=env))
     sk_sandbox.reset_faults()
-    outputs.append(cli("-v", "run", "solarknock", env={**env, "SOURCES__SOLARKNOCK__API_KEY": "sk_" + secrets[2]}))
+    outputs.append(
+        cli(
+            "-v",
+            "run",
+            "solarknock",
+            env={**env, "SOURCES__SOLARKNOCK__API_KEY": "sk_" + secrets[2]},
+        )
+    )
     outputs.append(cli("-v", "run", "solarknock", env=env))
     sk_sandbox.update("leads", n=5)
     outputs.append(cli("-v", "run", "solarknock", env=env))

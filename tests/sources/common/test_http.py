@@ -101,7 +101,11 @@ def test_malformed_body_retried_then_fails_clearly(scripted):
 
 def test_429_waits_exactly_until_reset_delta_style(scripted):
     scripted.queue(
-        Reply(429, envelope("RATE_LIMITED", "slow down"), {"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1"}),
+        Reply(
+            429,
+            envelope("RATE_LIMITED", "slow down"),
+            {"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1"},
+        ),
         Reply(200, OK),
     )
     limiter = RateLimiter("t")
@@ -115,7 +119,15 @@ def test_429_epoch_reset_is_read_against_the_server_date(scripted):
     server_now = time.time() + 3600
     date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(server_now))
     scripted.queue(
-        Reply(429, {}, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(server_now) + 2), "Date": date}),
+        Reply(
+            429,
+            {},
+            {
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": str(int(server_now) + 2),
+                "Date": date,
+            },
+        ),
         Reply(200, OK),
     )
     assert client(scripted.url, limiter=RateLimiter("t")).get("x").json() == OK
@@ -134,10 +146,16 @@ def test_429_storm_has_its_own_budget_then_fails(scripted):
 def test_proactive_pacing_never_provokes_429(scripted):
     # the server announces 2 requests left in a window resetting in 1 s
     budget = [
-        Reply(200, OK, {"X-RateLimit-Limit": "3", "X-RateLimit-Remaining": str(r), "X-RateLimit-Reset": "1"})
+        Reply(
+            200,
+            OK,
+            {"X-RateLimit-Limit": "3", "X-RateLimit-Remaining": str(r), "X-RateLimit-Reset": "1"},
+        )
         for r in (2, 1, 0)
     ]
-    scripted.queue(*budget, Reply(200, OK, {"X-RateLimit-Remaining": "2", "X-RateLimit-Reset": "1"}))
+    scripted.queue(
+        *budget, Reply(200, OK, {"X-RateLimit-Remaining": "2", "X-RateLimit-Reset": "1"})
+    )
     c = client(scripted.url, limiter=RateLimiter("t"))
     for _ in range(4):
         c.get("x")
