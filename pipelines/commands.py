@@ -138,11 +138,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         out(f"  note: {report['warning']}")
     for source in report["sources"]:
         out(f"{source['name']}: last successful load {source['last_load'] or 'never'}")
-        out(f"  {'table':<34}{'rows':>9}{'deleted':>9}  checkpoint")
+        out(f"  {'table':<30}{'rows':>9}{'deleted':>9}  {'checkpoint':<26}last synced window end")
         for table in source["tables"]:
             rows = "-" if table["rows"] is None else table["rows"]
             deleted = "-" if table["deleted"] is None else table["deleted"]
-            out(f"  {table['name']:<34}{rows:>9}{deleted:>9}  {table['checkpoint'] or '-'}")
+            out(
+                f"  {table['name']:<30}{rows:>9}{deleted:>9}  {table['checkpoint'] or '-':<26}"
+                f"{table.get('last_sync') or '-'}"
+            )
     return EXIT_OK
 
 

@@ -67,6 +67,7 @@ def collect_status(specs: Sequence[SourceSpec], warehouse: Path) -> dict[str, An
                         "rows": rows,
                         "deleted": deleted,
                         "checkpoint": state.get("checkpoint"),
+                        "last_sync": (state.get("last_sync") or {}).get("until"),
                     }
                 )
             report["sources"].append(entry)
