@@ -162,6 +162,8 @@ def _list_resource(
         logger.info("solarknock %s: window %s", endpoint.name, window)
         counts = {"rows": 0, "new": 0, "updated": 0, "deleted": 0}
         for page_no, page in client.pages(path, window):
+            if page_no == 1 and counts["rows"]:  # the window restarted (INVALID_CURSOR)
+                counts = dict.fromkeys(counts, 0)
             if not page:
                 continue
             if key is None:
