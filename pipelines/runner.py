@@ -8,6 +8,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -207,6 +208,15 @@ def describe_failure(spec: SourceSpec, exc: BaseException) -> str:
         exc.exception, ConfigFieldMissingException
     ):
         exc = exc.exception
+    text = str(exc)
+    if "Could not set lock on file" in text:
+        holder = re.search(r"Conflicting lock is held in (.+?) \(PID (\d+)\)", text)
+        who = f" ({holder.group(1)}, PID {holder.group(2)})" if holder else ""
+        return (
+            f"{spec.name}: the warehouse file is locked by another process{who}. Open it "
+            "read-only in BI tools (or close them), then rerun: nothing was lost, a pending "
+            "load is completed first"
+        )
     if isinstance(exc, ConfigFieldMissingException):
         fields = ", ".join(exc.fields)
         upper = spec.name.upper()

@@ -321,3 +321,31 @@ def test_429_storm_waits_for_each_reset_then_completes(sk_sandbox, warehouse, ca
     assert sk_sandbox.count_requests(status=429) == 8
     assert "8 rate-limited (429)" in capsys.readouterr().out
     assert_equal_to_truth(sk_sandbox, warehouse)
+
+
+def test_warehouse_locked_by_another_process_loses_nothing(sk_sandbox, warehouse, capsys):
+    """A BI tool holding the DuckDB file for writing: the run fails clearly before reading
+    anything; once the file is free the next run catches up and equals the source."""
+    assert run("run", "solarknock") == 0
+    sk_sandbox.update("knocks", n=20)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb,sys,time; c=duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(120)",
+            str(warehouse),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert run("run", "solarknock") == 1
+        out = capsys.readouterr().out
+        assert "warehouse file is locked by another process" in out and "read-only" in out
+    finally:
+        holder.kill()
+        holder.wait()
+    sk_sandbox.soft_delete("leads", n=3)
+    assert run("run", "solarknock") == 0
+    assert_equal_to_truth(sk_sandbox, warehouse)
