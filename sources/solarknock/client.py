@@ -162,11 +162,7 @@ class SolarKnockClient:
         }
         for attempt in (1, 2):
             page_no = 0
-            paginator = JSONResponseCursorPaginator(
-                cursor_path="pagination.next_cursor",
-                cursor_param="cursor",
-                has_more_path="pagination.has_more",
-            )
+            paginator = EnvelopeCursorPaginator()
             try:
                 for page in self.api.paginate(
                     path, params=params, paginator=paginator, data_selector="data"
@@ -186,6 +182,36 @@ class SolarKnockClient:
                 )
             except SolarsyncError as exc:
                 raise _at_page(exc, page_no + 1) from None
+
+
+class EnvelopeCursorPaginator(JSONResponseCursorPaginator):
+    """``pagination.next_cursor`` / ``pagination.has_more``: stops when either says so.
+
+    A missing ``has_more`` is not an error (the cursor decides), and a cursor that does not
+    advance is, instead of an endless loop.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            cursor_path="pagination.next_cursor",
+            cursor_param="cursor",
+            has_more_path="pagination.has_more",
+        )
+        self._previous: str | None = None
+
+    def _handle_missing_has_more(self, response_json: dict[str, Any]) -> None:
+        return None
+
+    def update_state(self, response: Response, data: list[Any] | None = None) -> None:
+        super().update_state(response, data)
+        cursor = self._next_reference
+        if self.has_next_page and cursor == self._previous:
+            raise MalformedResponseError(
+                "the API returned the same cursor twice",
+                source=SOURCE_NAME,
+                hint="nothing was loaded; report the API bug",
+            )
+        self._previous = cursor
 
 
 def _rows_of(page: Any) -> list[dict[str, Any]]:
