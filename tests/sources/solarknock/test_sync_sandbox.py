@@ -349,3 +349,18 @@ def test_warehouse_locked_by_another_process_loses_nothing(sk_sandbox, warehouse
     sk_sandbox.soft_delete("leads", n=3)
     assert run("run", "solarknock") == 0
     assert_equal_to_truth(sk_sandbox, warehouse)
+
+
+def test_read_timeouts_are_retried(sk_sandbox, warehouse, monkeypatch):
+    monkeypatch.setenv("SOURCES__SOLARKNOCK__REQUEST_TIMEOUT", "0.5")
+    stalled = []
+
+    def stall_twice(sb, info):
+        if info.endpoint == "leads" and len(stalled) < 2:
+            stalled.append(info)
+            time.sleep(1.0)  # longer than the client's read timeout
+
+    sk_sandbox.on_request(stall_twice)
+    assert run("run", "solarknock") == 0
+    assert len(stalled) == 2
+    assert_equal_to_truth(sk_sandbox, warehouse)
