@@ -23,10 +23,10 @@ from pipelines.registry import SourceSpec
 from pipelines.views import apply_views
 from sources.common import (
     LockedError,
-    SolarsyncError,
     install_log_redaction,
     redact,
     reset_stats,
+    solarsync_error_in,
     stats_for,
 )
 
@@ -140,11 +140,9 @@ def run_source(
             result.views = apply_views(warehouse, spec.name)
             result.ok = True
     except Exception as exc:  # one failing source must not stop the others
-        root = _root_cause(exc)
-        result.error = redact(
-            str(root) if isinstance(root, SolarsyncError) else describe_failure(spec, root)
-        )
-        result.exit_code = getattr(root, "exit_code", 1) or 1
+        known = solarsync_error_in(exc)
+        result.error = redact(str(known) if known else describe_failure(spec, exc))
+        result.exit_code = known.exit_code if known else 1
         logger.error("%s failed: %s", spec.name, result.error)
         logger.debug("%s failure details", spec.name, exc_info=True)
     result.duration_s = time.monotonic() - started
@@ -182,23 +180,6 @@ def _last_sync_changes(
             if name in resources and isinstance(last, dict):
                 out[name] = {k: v for k, v in last.items() if isinstance(v, int)}
     return out
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    """The SolarsyncError inside dlt's wrappers (PipelineStepFailed, ResourceExtractionError)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, SolarsyncError):
-            return current
-        seen.add(id(current))
-        nested = getattr(current, "exception", None)
-        current = (
-            nested
-            if isinstance(nested, BaseException)
-            else (current.__cause__ or current.__context__)
-        )
-    return exc
 
 
 def describe_failure(spec: SourceSpec, exc: BaseException) -> str:

@@ -12,6 +12,7 @@ from sources.common.errors import (
     SolarsyncError,
     SourceUnavailableError,
     SubscriptionError,
+    solarsync_error_in,
 )
 from sources.common.http import ApiClient, BearerAuth, reset_stats, stats_for
 from sources.common.ratelimit import RateLimiter, limiter_for
@@ -37,5 +38,6 @@ __all__ = [
     "redact",
     "register_secret",
     "reset_stats",
+    "solarsync_error_in",
     "stats_for",
 ]

@@ -102,3 +102,21 @@ class LockedError(SolarsyncError):
     """Another solarsync process holds the pipeline lock."""
 
     exit_code = 75  # EX_TEMPFAIL
+
+
+def solarsync_error_in(exc: BaseException) -> SolarsyncError | None:
+    """The :class:`SolarsyncError` inside wrappers (dlt's ``PipelineStepFailed`` keeps it in
+    ``.exception``, ``ResourceExtractionError`` in ``__cause__``), or None."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, SolarsyncError):
+            return current
+        seen.add(id(current))
+        nested = getattr(current, "exception", None)
+        current = (
+            nested
+            if isinstance(nested, BaseException)
+            else (current.__cause__ or current.__context__)
+        )
+    return None

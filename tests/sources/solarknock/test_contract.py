@@ -37,6 +37,7 @@ from sources.common import (
     SubscriptionError,
     stats_for,
 )
+from sources.common import solarsync_error_in as find_solarsync_error
 from sources.solarknock import solarknock
 from sources.solarknock.settings import ORG_SECRET_FIELDS
 
@@ -204,19 +205,10 @@ def recorded_json(cassette: Cassette, endpoint: str) -> Any:
 
 def solarsync_error_in(exc: BaseException) -> SolarsyncError:
     """The SolarsyncError inside dlt's wrappers (as ``pipelines.runner`` finds it)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, SolarsyncError):
-            return current
-        seen.add(id(current))
-        nested = getattr(current, "exception", None)
-        current = (
-            nested
-            if isinstance(nested, BaseException)
-            else (current.__cause__ or current.__context__)
-        )
-    raise AssertionError(f"no SolarsyncError in the chain of {exc!r}")
+    found = find_solarsync_error(exc)
+    if found is None:
+        raise AssertionError(f"no SolarsyncError in the chain of {exc!r}")
+    return found
 
 
 def _as_list(value: Any) -> list[Any]:
