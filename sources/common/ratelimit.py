@@ -34,10 +34,11 @@ def _header_float(headers: Mapping[str, str], name: str) -> float | None:
 
 
 def seconds_until_reset(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds from now until the window resets, from ``X-RateLimit-Reset`` (either style)."""
+    """Seconds from now until the window resets: ``X-RateLimit-Reset`` (either style), else
+    ``Retry-After`` (seconds or an HTTP date), else None."""
     reset = _header_float(headers, "X-RateLimit-Reset")
     if reset is None:
-        return None
+        return _retry_after(headers, now)
     if reset < _EPOCH_THRESHOLD:
         return max(0.0, reset)
     server_now = now if now is not None else time.time()
@@ -48,6 +49,21 @@ def seconds_until_reset(headers: Mapping[str, str], now: float | None = None) ->
         except (TypeError, ValueError):
             pass
     return max(0.0, reset - server_now)
+
+
+def _retry_after(headers: Mapping[str, str], now: float | None) -> float | None:
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment - (now if now is not None else time.time()))
 
 
 class RateLimiter:

@@ -199,3 +199,19 @@ def test_secret_never_in_logs_repr_or_tracebacks(scripted, caplog):
     text = caplog.text + repr(c) + repr(c.rest.auth)
     assert SECRET not in text and SECRET[3:] not in text  # ...but never shown
     assert "***" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"X-RateLimit-Reset": "7"}, 7.0),
+        ({"X-RateLimit-Reset": "1000000030", "Date": "Sun, 09 Sep 2001 01:46:40 GMT"}, 30.0),
+        ({"Retry-After": "12"}, 12.0),
+        ({"Retry-After": "Sun, 09 Sep 2001 01:47:00 GMT"}, 20.0),
+        ({}, None),
+    ],
+)
+def test_seconds_until_reset_reads_every_style(headers, expected):
+    from sources.common.ratelimit import seconds_until_reset
+
+    assert seconds_until_reset(headers, now=1_000_000_000.0) == expected
