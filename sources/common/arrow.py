@@ -1,0 +1,233 @@
+"""JSON pages -> Arrow tables with column types that stay stable across pages and runs.
+
+Yielding Arrow tables lets dlt skip its row-by-row Python normalizer (the slowest step of a
+large sync) and write Parquet straight to the destination. What dlt's JSON normalizer would
+otherwise do, done here per page and vectorised:
+
+* every key of every row becomes a column (``pa.array`` unions the keys of all rows);
+* ``*_at`` strings become ``timestamp[us, UTC]``, ``date``/``*_date`` strings become ``date32``
+  (when every value parses; otherwise they stay text);
+* nested lists and objects are kept whole: dlt loads them as JSON columns (DuckDB ``JSON``),
+  so a nested field added by the API never breaks a load;
+* a column keeps the type it first landed with (read back from the dlt schema, so across runs
+  too): ``null`` and ``int`` pages are cast up to a known ``double``/``text``; a value that does
+  not fit (``2.5`` in a ``bigint`` column, text in a timestamp column) goes to a variant column
+  ``<name>__v_<type>``, as dlt itself does, and is reported once per column.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+logger = logging.getLogger("solarsync.arrow")
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+#: dlt data types <-> the Arrow types this module produces for them
+_ARROW_OF_DLT: dict[str, pa.DataType] = {
+    "text": pa.string(),
+    "bigint": pa.int64(),
+    "double": pa.float64(),
+    "bool": pa.bool_(),
+    "timestamp": TIMESTAMP,
+    "date": pa.date32(),
+}
+_DLT_OF_ARROW = {str(v): k for k, v in _ARROW_OF_DLT.items()}
+
+
+def _is_nested(t: pa.DataType) -> bool:
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_struct(t)
+
+
+def _dlt_type(t: pa.DataType) -> str:
+    if _is_nested(t):
+        return "json"
+    return _DLT_OF_ARROW.get(str(t), "text")
+
+
+def default_temporal_kind(name: str) -> str | None:
+    """``timestamp`` for ``*_at`` columns, ``date`` for ``date`` and ``*_date`` columns."""
+    if name.endswith("_at"):
+        return "timestamp"
+    if name == "date" or name.endswith("_date"):
+        return "date"
+    return None
+
+
+class PageConverter:
+    """One per table and run. ``known`` returns the dlt schema's columns of the table."""
+
+    def __init__(
+        self,
+        table: str,
+        *,
+        known: Callable[[], Mapping[str, Mapping[str, Any]]] | None = None,
+        temporal_kind: Callable[[str], str | None] = default_temporal_kind,
+        drop: Sequence[str] = (),
+    ) -> None:
+        self.table = table
+        self._known = known
+        self._temporal_kind = temporal_kind
+        self._drop = set(drop)
+        self._types: dict[str, pa.DataType] | None = None  # column -> Arrow type landed
+        self._reported: set[str] = set()
+
+    def __call__(self, rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+        if self._types is None:
+            self._types = self._seed_types()
+        columns: dict[str, pa.Array] = {}
+        for name, array in self._columns(rows).items():
+            if name in self._drop:
+                continue
+            for out_name, out_array in self._fit(name, array):
+                columns[out_name] = out_array
+        return pa.table(columns)
+
+    # -- building -------------------------------------------------------------------------
+    def _columns(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, pa.Array]:
+        try:
+            struct = pa.array(rows)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return self._columns_one_by_one(rows)
+        if not pa.types.is_struct(struct.type):
+            raise TypeError(f"{self.table}: rows are not objects")
+        return {struct.type.field(i).name: struct.field(i) for i in range(struct.type.num_fields)}
+
+    def _columns_one_by_one(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, pa.Array]:
+        names: dict[str, None] = {}
+        for row in rows:
+            names.update(dict.fromkeys(row))
+        out = {}
+        for name in names:
+            values = [row.get(name) for row in rows]
+            try:
+                out[name] = pa.array(values)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                # mixed kinds in one page (e.g. numbers and text): keep every value, as text
+                self._report(name, "mixes value types within a page; loaded as text")
+                out[name] = pa.array(
+                    [
+                        v if v is None or isinstance(v, str) else orjson.dumps(v).decode()
+                        for v in values
+                    ],
+                    pa.string(),
+                )
+        return out
+
+    # -- type stability -------------------------------------------------------------------
+    def _seed_types(self) -> dict[str, pa.DataType]:
+        types: dict[str, pa.DataType] = {}
+        for name, column in (self._known() if self._known else {}).items():
+            data_type = column.get("data_type")
+            if data_type in _ARROW_OF_DLT and "__v_" not in name:
+                types[name] = _ARROW_OF_DLT[data_type]
+            elif data_type == "json":
+                types[name] = pa.list_(pa.null())  # any nested shape
+        return types
+
+    def _fit(self, name: str, array: pa.Array) -> list[tuple[str, pa.Array]]:
+        assert self._types is not None
+        if _is_nested(array.type):
+            array = _without_null_items(array)
+        known = self._types.get(name)
+        if known is None:
+            array = self._temporal(name, array)
+            if not pa.types.is_null(array.type):
+                self._types[name] = array.type
+            return [(name, array)]
+        if _is_nested(known):
+            if _is_nested(array.type) or pa.types.is_null(array.type):
+                return [(name, array)]
+            return self._variant(name, array, known)
+        if array.type == known or pa.types.is_null(array.type):
+            return [(name, array.cast(known) if pa.types.is_null(array.type) else array)]
+        fitted = _try_cast(array, known)
+        if fitted is not None:
+            return [(name, fitted)]
+        return self._variant(name, array, known)
+
+    def _temporal(self, name: str, array: pa.Array) -> pa.Array:
+        if not pa.types.is_string(array.type):
+            return array
+        kind = self._temporal_kind(name)
+        if kind is None:
+            return array
+        cast = _try_cast(array, TIMESTAMP if kind == "timestamp" else pa.date32())
+        return array if cast is None else cast
+
+    def _variant(
+        self, name: str, array: pa.Array, known: pa.DataType
+    ) -> list[tuple[str, pa.Array]]:
+        """Values that fit the known type stay in the column; the others go to a variant."""
+        kind = _dlt_type(array.type)
+        fitted = _try_cast(array, known, safe_per_value=True)
+        fits = pc.is_valid(fitted) if fitted is not None else pa.array([False] * len(array))
+        self._report(
+            name,
+            f"was {_dlt_type(known)} and now has {kind} values: those land in {name}__v_{kind}",
+        )
+        stay = (
+            pc.if_else(fits, fitted, pa.nulls(len(array), known))
+            if fitted is not None
+            else pa.nulls(len(array), known)
+        )
+        moved = pc.if_else(fits, pa.nulls(len(array), array.type), array)
+        return [(name, stay), (f"{name}__v_{kind}", moved)]
+
+    def _report(self, name: str, what: str) -> None:
+        if name not in self._reported:
+            self._reported.add(name)
+            logger.warning("%s.%s %s", self.table, name, what)
+
+
+def _without_null_items(array: pa.Array) -> pa.Array:
+    """``list<null>`` (only empty lists so far) stays nested but typed as a list of strings."""
+    if pa.types.is_list(array.type) and pa.types.is_null(array.type.value_type):
+        return array.cast(pa.list_(pa.string()))
+    return array
+
+
+def _try_cast(
+    array: pa.Array, target: pa.DataType, safe_per_value: bool = False
+) -> pa.Array | None:
+    """``array`` as ``target`` without losing a value, or None. With ``safe_per_value`` the
+    values that do not fit become null instead (the caller moves them to a variant)."""
+    if pa.types.is_floating(array.type) and pa.types.is_integer(target):
+        whole = pc.equal(pc.floor(array), array)
+        if not safe_per_value and not pc.all(pc.or_kleene(whole, pc.is_null(array))).as_py():
+            return None
+        return pc.if_else(whole, array, None).cast(target)
+    if pa.types.is_string(array.type) and target in (TIMESTAMP, pa.date32()):
+        try:
+            return array.cast(target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            if not safe_per_value:
+                return None
+            return pa.array([_cast_one(v, target) for v in array.to_pylist()], target)
+    if pa.types.is_string(target) and (
+        pa.types.is_integer(array.type)
+        or pa.types.is_floating(array.type)
+        or pa.types.is_boolean(array.type)
+    ):
+        return array.cast(target)
+    if pa.types.is_integer(array.type) and pa.types.is_floating(target):
+        return array.cast(target)
+    if pa.types.is_timestamp(array.type) and target == pa.string():
+        return pc.strftime(array, "%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        return array.cast(target, safe=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None if not safe_per_value else pa.nulls(len(array), target)
+
+
+def _cast_one(value: Any, target: pa.DataType) -> Any:
+    try:
+        return pa.array([value]).cast(target)[0].as_py()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None

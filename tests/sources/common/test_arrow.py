@@ -1,0 +1,82 @@
+"""JSON pages -> Arrow: every key kept, temporal columns typed, types stable across pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+
+from sources.common.arrow import TIMESTAMP, PageConverter
+
+UTC = dt.UTC
+
+
+def test_every_key_of_every_row_becomes_a_column_and_temporals_are_typed():
+    page = [
+        {
+            "id": "a",
+            "updated_at": "2024-01-01T00:00:00.123Z",
+            "knock_date": "2024-01-01",
+            "tags": [],
+        },
+        {
+            "id": "b",
+            "updated_at": "2024-01-02T00:00:00Z",
+            "late": 1,
+            "tags": ["x"],
+            "att": [{"k": 1}],
+        },
+    ]
+    table = PageConverter("t")(page)
+    assert set(table.column_names) == {"id", "updated_at", "knock_date", "tags", "late", "att"}
+    assert table.schema.field("updated_at").type == TIMESTAMP
+    assert table.schema.field("knock_date").type == pa.date32()
+    assert table.column("updated_at")[0].as_py() == dt.datetime(
+        2024, 1, 1, 0, 0, 0, 123000, tzinfo=UTC
+    )
+    assert table.column("tags").to_pylist() == [[], ["x"]]
+    assert table.column("late").to_pylist() == [None, 1]
+
+
+def test_types_stay_stable_across_pages():
+    convert = PageConverter("t")
+    first = convert([{"id": "a", "n": None, "x": 1, "note": "a"}])
+    second = convert([{"id": "b", "n": "text", "x": 2.5, "note": 3}])
+    third = convert([{"id": "c", "n": None, "x": 4, "note": None}])
+    assert first.schema.field("x").type == pa.int64()
+    # 2.5 cannot be a bigint: it goes to a variant column, like dlt's own normalizer does
+    assert second.column("x").to_pylist() == [None] and second.column(
+        "x__v_double"
+    ).to_pylist() == [2.5]
+    assert second.column("note").to_pylist() == ["3"]  # a number in a text column: as text
+    assert second.schema.field("n").type == pa.string()
+    assert third.schema.field("n").type == pa.string()  # null page cast to the known type
+    assert third.schema.field("x").type == pa.int64()
+
+
+def test_known_types_come_from_the_dlt_schema():
+    known = {
+        "x": {"data_type": "double"},
+        "when_at": {"data_type": "timestamp"},
+        "j": {"data_type": "json"},
+    }
+    table = PageConverter("t", known=lambda: known)(
+        [
+            {"x": 1, "when_at": "not a time", "j": [1, 2]},
+            {"x": 2, "when_at": "2024-01-01T00:00:00Z", "j": None},
+        ]
+    )
+    assert table.schema.field("x").type == pa.float64()
+    assert table.column("when_at").to_pylist() == [None, dt.datetime(2024, 1, 1, tzinfo=UTC)]
+    assert table.column("when_at__v_text").to_pylist() == ["not a time", None]
+    assert table.column("j").to_pylist() == [[1, 2], None]
+
+
+def test_mixed_value_types_in_one_page_are_kept_as_text():
+    table = PageConverter("t")([{"v": 1}, {"v": "one"}, {"v": {"a": 1}}])
+    assert table.column("v").to_pylist() == ["1", "one", '{"a":1}']
+
+
+def test_dropped_columns():
+    table = PageConverter("t", drop=["secret"])([{"id": 1, "secret": "s"}])
+    assert table.column_names == ["id"]
