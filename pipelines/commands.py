@@ -146,7 +146,22 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"  {table['name']:<30}{rows:>9}{deleted:>9}  {table['checkpoint'] or '-':<26}"
                 f"{table.get('last_sync') or '-'}"
             )
+        for blobs in source.get("blobs") or ():
+            counts = blobs["counts"]
+            out(
+                f"  files {blobs['name']}: "
+                + ", ".join(f"{n} {status}" for status, n in counts.items())
+                + f"; {_size(blobs['bytes'])} stored"
+            )
     return EXIT_OK
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
 
 
 # --------------------------------------------------------------------------- check

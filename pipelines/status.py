@@ -19,6 +19,37 @@ def _checkpoints(spec: SourceSpec, warehouse: Path) -> dict[str, dict[str, Any]]
     return {name: value for name, value in resources.items() if isinstance(value, dict)}
 
 
+BLOB_STATUSES = ("stored", "failed", "removed", "skipped")
+
+
+def _blob_tables(con: Any, schema: str, existing: set[str]) -> list[dict[str, Any]]:
+    """Per table of files copied to a blob store (a ``status`` column, and ``blob_path`` or a
+    name ending in ``attachments``): rows per status and the bytes stored."""
+    out = []
+    for table in sorted(existing):
+        columns = {
+            r[0]
+            for r in con.execute(
+                "select column_name from information_schema.columns "
+                "where table_schema = ? and table_name = ?",
+                [schema, table],
+            ).fetchall()
+        }
+        if "status" not in columns or not ("blob_path" in columns or table.endswith("attachments")):
+            continue
+        size = "bytes_stored" if "bytes_stored" in columns else "null"
+        counts = dict.fromkeys(BLOB_STATUSES, 0)
+        stored_bytes = 0
+        for status, n, size_sum in con.execute(
+            f'select status, count(*), sum({size}) from "{schema}"."{table}" group by status'
+        ).fetchall():
+            counts[str(status)] = n
+            if status == "stored":
+                stored_bytes = int(size_sum or 0)
+        out.append({"name": table, "counts": counts, "bytes": stored_bytes})
+    return out
+
+
 def collect_status(specs: Sequence[SourceSpec], warehouse: Path) -> dict[str, Any]:
     report: dict[str, Any] = {"sources": []}
     con = None
@@ -70,6 +101,7 @@ def collect_status(specs: Sequence[SourceSpec], warehouse: Path) -> dict[str, An
                         "last_sync": (state.get("last_sync") or {}).get("until"),
                     }
                 )
+            entry["blobs"] = _blob_tables(con, spec.name, existing) if con is not None else []
             report["sources"].append(entry)
     finally:
         if con is not None:

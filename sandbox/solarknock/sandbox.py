@@ -85,6 +85,7 @@ class SolarKnockSandbox:
             "malformed_next",
             "invalid_cursor_next",
             "slow",
+            "throttle_attachments",
             "set_clock_skew",
             "set_visibility_delay",
             "set_rate_limit",
@@ -296,6 +297,11 @@ class SolarKnockSandbox:
 
     def slow(self, seconds: float) -> None:
         self._faults.slow = max(0.0, float(seconds))
+
+    def throttle_attachments(self, bytes_per_second: float | None) -> None:
+        """Stream attachment bodies at about this rate (None/0: full speed), e.g. to kill a
+        client mid-download."""
+        self._faults.attachment_bps = max(0.0, float(bytes_per_second or 0))
 
     @staticmethod
     def _fault_endpoint(endpoint: str | None) -> str | None:

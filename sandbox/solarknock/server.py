@@ -51,12 +51,14 @@ class Faults:
         self.malformed: list[list[Any]] = []
         self.invalid_cursor = 0
         self.slow = 0.0
+        self.attachment_bps = 0.0  # attachment bytes per second (0: as fast as possible)
 
     def reset(self) -> None:
         with self._lock:
             self.fail, self.drop, self.malformed = [], [], []
             self.invalid_cursor = 0
             self.slow = 0.0
+            self.attachment_bps = 0.0
 
     def add(self, queue: str, n: int, endpoint: str | None, payload: Any = None) -> None:
         if n > 0:
@@ -395,6 +397,8 @@ class Handler(BaseHTTPRequestHandler):
                 chunk = chunk[: cut - sent]
             if chunk:
                 self.wfile.write(chunk)
+                if sb._faults.attachment_bps > 0:
+                    time.sleep(len(chunk) / sb._faults.attachment_bps)
             sent += len(chunk)
             if sent >= cut:
                 break

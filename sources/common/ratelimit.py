@@ -116,8 +116,8 @@ class RateLimiter:
             return
         reset_at = time.monotonic() + delta + SAFETY_MARGIN_S if delta is not None else None
         # responses arrive out of order under concurrency: keep the most pessimistic view
-        # of the current window, and start afresh when the server reports a later window
-        if self._reset_at is None or reset_at is None or reset_at > self._reset_at + 1:
+        # of the current window, and start afresh when the server reports another window
+        if self._reset_at is None or reset_at is None or abs(reset_at - self._reset_at) > 1:
             self._remaining, self._reset_at = remaining, reset_at
         else:
             self._remaining = min(

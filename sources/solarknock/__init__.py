@@ -10,6 +10,9 @@ Tables (key; cursor; write disposition):
 * child tables for nested lists, joined on ``_dlt_parent_id`` = parent ``_dlt_id``:
   ``knocks__actions_taken``, ``leads__actions_taken``, ``leads__attachments``,
   ``daily_stats__knock_timestamps`` (``value`` column for lists of scalars).
+* ``lead_attachments``: (``lead_id, file_id``; the leads' window; merge) the files of the leads
+  copied into a blob store, with ``blob_path``, ``sha256`` and a ``status``
+  (``sources.solarknock.attachments``; off with ``attachments.enabled = false``).
 
 Every list table syncs the window ``(since, until]`` on ``updated_at`` with
 ``include_deleted=true``: ``until`` is the server's clock at the start of the run (``GET /org``),
@@ -31,6 +34,7 @@ from dlt.common.configuration.inject import with_config
 from dlt.sources import DltResource
 
 from sources.common import ApiError, ConfigurationError
+from sources.solarknock.attachments import AttachmentsConfig, attachment_resources
 from sources.solarknock.client import SolarKnockClient, Window, iso, parse_ts
 from sources.solarknock.settings import (
     DEFAULT_BASE_URL,
@@ -58,6 +62,7 @@ def solarknock(
     max_attempts: int = 5,
     request_timeout: float = 60.0,
     backoff_factor: float = 1.0,
+    attachments: AttachmentsConfig = None,
     backfill: bool = False,
     backfill_since: str | None = None,
     backfill_until: str | None = None,
@@ -72,6 +77,8 @@ def solarknock(
             so rows committed late or stamped by a skewed clock are never skipped.
         start_date: optional ISO date/time: never read rows updated before it.
         endpoints: path overrides by table name, e.g. ``{"counties": "geo/counties"}``.
+        attachments: ``[sources.solarknock.attachments]``: ``enabled``, ``blob_url``,
+            ``max_concurrency``, ``max_file_size``, ``allowed_mime_types``, ``purge_removed``.
         backfill: read ``(backfill_since, backfill_until]`` and merge it without reading or
             moving the nightly checkpoints.
     """
@@ -122,6 +129,11 @@ def solarknock(
     for endpoint in LIST_ENDPOINTS:
         resources.append(
             _list_resource(client, endpoint, paths[endpoint.name], lookback_seconds, floor, bounds)
+        )
+    if attachments is None or attachments.enabled:
+        leads = next(r for r in resources if r.name == "leads")
+        resources += attachment_resources(
+            client, leads, attachments, max_attempts=max_attempts, backoff_factor=backoff_factor
         )
     return resources
 

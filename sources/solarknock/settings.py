@@ -12,6 +12,12 @@ MAX_PAGE_SIZE = 1000
 DEFAULT_LOOKBACK_SECONDS = 600  # re-read the last 10 minutes before the checkpoint
 ORG_PATH = "org"
 ATTACHMENTS_PATH = "attachments"
+ATTACHMENTS_TABLE = "lead_attachments"  # one row per (lead_id, file_id)
+ATTACHMENT_RETRIES_RESOURCE = "lead_attachment_retries"  # earlier failures, same table
+DEFAULT_BLOB_DIR = "blobs"  # next to the warehouse file: warehouse/blobs/solarknock/<lead>/<file>
+DEFAULT_DOWNLOAD_CONCURRENCY = 4
+DOWNLOAD_CHUNK_SIZE = 1 << 20  # bytes per read while streaming a file
+MAX_ATTACHMENT_RETRY_RUNS = 10  # a file failing this many runs waits for its lead to change
 
 # hints for what the user should do, by API error code or HTTP status
 ERROR_HINTS: dict[int | str, str] = {

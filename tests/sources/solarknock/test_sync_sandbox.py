@@ -303,9 +303,11 @@ def test_concurrent_run_is_refused_by_the_lock(sk_sandbox, warehouse, capsys):
 
 
 @pytest.mark.parametrize("reset_style", ["epoch", "delta"])
-def test_pacing_stays_under_the_rate_limit(sk_sandbox, warehouse, reset_style):
+def test_pacing_stays_under_the_rate_limit(sk_sandbox, warehouse, reset_style, monkeypatch):
     """8 requests per 2-second window (a scaled-down 60/min): the sync spans several windows,
-    waits for each reset instead of provoking 429s, and never exceeds the budget."""
+    waits for each reset instead of provoking 429s, and never exceeds the budget. (Downloads
+    sharing the budget: test_attachments.py.)"""
+    monkeypatch.setenv("SOURCES__SOLARKNOCK__ATTACHMENTS__ENABLED", "false")
     sk_sandbox.set_rate_limit(8, burst=8, reset_style=reset_style, window=2.0)
     assert run("run", "solarknock") == 0
     assert sk_sandbox.count_requests() >= 16  # needed at least two windows
