@@ -7,9 +7,8 @@ Tables (key; cursor; write disposition):
 * ``users``, ``knocks``, ``leads``, ``appointments``: (``id``; ``updated_at``; merge)
 * ``daily_stats``, ``app_opens``: (``user_id, date``; ``updated_at``; merge)
 * ``counties``: (``county_fips``; ``updated_at``; merge)
-* child tables for nested lists, joined on ``_dlt_parent_id`` = parent ``_dlt_id``:
-  ``knocks__actions_taken``, ``leads__actions_taken``, ``leads__attachments``,
-  ``daily_stats__knock_timestamps`` (``value`` column for lists of scalars).
+* nested lists (``actions_taken``, ``attachments``, ``knock_timestamps``) stay in their row as
+  JSON columns; the ``analytics`` views expose them as typed lists.
 * ``lead_attachments``: (``lead_id, file_id``; the leads' window; merge) the files of the leads
   copied into a blob store, with ``blob_path``, ``sha256`` and a ``status``
   (``sources.solarknock.attachments``; off with ``attachments.enabled = false``).
@@ -34,6 +33,7 @@ from dlt.common.configuration.inject import with_config
 from dlt.sources import DltResource
 
 from sources.common import ApiError, ConfigurationError
+from sources.common.arrow import PageConverter
 from sources.solarknock.attachments import AttachmentsConfig, attachment_resources
 from sources.solarknock.client import SolarKnockClient, Window, iso, parse_ts
 from sources.solarknock.settings import (
@@ -171,6 +171,7 @@ def _list_resource(
         if floor is not None and (window.since is None or window.since < floor):
             window = Window(since=floor, until=window.until)
         key = _stored_key(state, endpoint)
+        convert = PageConverter(endpoint.name, known=lambda: _known_columns(endpoint.name))
         logger.info("solarknock %s: window %s", endpoint.name, window)
         counts = {"rows": 0, "new": 0, "updated": 0, "deleted": 0}
         for page_no, page in client.pages(path, window):
@@ -184,11 +185,12 @@ def _list_resource(
             _check_keys(endpoint, key, page, page_no)
             first_page = counts["rows"] == 0
             _count_changes(counts, page, window.since)
+            table = convert(page)  # Arrow: dlt writes Parquet without its row-by-row normalizer
             if key != endpoint.keys[0] and first_page:
                 # the key found in the data differs from the declared one: say so every run
-                yield dlt.mark.with_hints(page, dlt.mark.make_hints(primary_key=list(key)))
+                yield dlt.mark.with_hints(table, dlt.mark.make_hints(primary_key=list(key)))
             else:
-                yield page
+                yield table
         logger.info("solarknock %s: %d rows in %s", endpoint.name, counts["rows"], window)
         if bounds is None:
             previous = state.get("checkpoint")
@@ -241,6 +243,11 @@ def _after(value: Any, moment: datetime) -> bool:
         return datetime.fromisoformat(value) > moment
     except ValueError:
         return False
+
+
+def _known_columns(table: str) -> Mapping[str, Any]:
+    """The table's columns as dlt knows them (from earlier pages and runs, and the hints)."""
+    return dlt.current.source_schema().tables.get(table, {}).get("columns", {})
 
 
 def _stored_key(state: Mapping[str, Any], endpoint: ListEndpoint) -> tuple[str, ...] | None:

@@ -36,6 +36,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, fields
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Dict, List, Optional  # noqa: UP035  (dlt resolves these annotations)
 from urllib.parse import quote, urlsplit
@@ -43,6 +44,7 @@ from urllib.parse import quote, urlsplit
 import dlt
 import orjson
 import pendulum
+import pyarrow as pa
 from dlt.common.configuration import configspec
 from dlt.common.configuration.specs import BaseConfiguration
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
@@ -704,6 +706,15 @@ def _state() -> dict[str, Any]:
 
 def _lead_rows(page: Any) -> list[dict[str, Any]]:
     data = getattr(page, "data", page)  # a page carrying dlt hints wraps the rows
+    if isinstance(data, pa.Table):  # the leads resource yields one Arrow table per page
+        wanted = [
+            c for c in ("id", "updated_at", "deleted_at", "attachments") if c in data.column_names
+        ]
+        rows = data.select(wanted).to_pylist()
+        for row in rows:
+            if isinstance(row.get("updated_at"), datetime):
+                row["updated_at"] = row["updated_at"].isoformat()
+        return [r for r in rows if r.get("id") is not None]
     rows = [data] if isinstance(data, dict) else list(data or ())
     return [r for r in rows if isinstance(r, dict) and r.get("id") is not None]
 

@@ -1,57 +1,61 @@
 -- SolarKnock analytics views, schema `analytics`.
 -- Applied by solarsync after every successful solarknock load (CREATE OR REPLACE: idempotent).
 -- The raw tables in schema `solarknock` keep every row, soft-deleted ones included
--- (deleted_at set); these views show what is live and join the child tables back.
+-- (deleted_at set), and keep nested lists as JSON columns; these views show what is live,
+-- with the nested lists as typed DuckDB lists.
 
 CREATE SCHEMA IF NOT EXISTS analytics;
 
--- analytics.knocks: live knock pins (deleted_at IS NULL), actions_taken as a list.
+-- analytics.knocks: live knock pins (deleted_at IS NULL); actions_taken as VARCHAR[].
 CREATE OR REPLACE VIEW analytics.knocks AS
 SELECT
-    k.* EXCLUDE (_dlt_load_id, _dlt_id),
-    coalesce(a.actions_taken, []::VARCHAR[]) AS actions_taken
-FROM solarknock.knocks AS k
-LEFT JOIN (
-    SELECT _dlt_parent_id, list(value ORDER BY _dlt_list_idx) AS actions_taken
-    FROM solarknock.knocks__actions_taken
-    GROUP BY _dlt_parent_id
-) AS a ON a._dlt_parent_id = k._dlt_id
-WHERE k.deleted_at IS NULL;
+    * EXCLUDE (_dlt_load_id)
+      REPLACE (coalesce(CAST(actions_taken AS VARCHAR[]), []) AS actions_taken)
+FROM solarknock.knocks
+WHERE deleted_at IS NULL;
 
--- analytics.leads: live leads with their number of attachments.
+-- analytics.leads: live leads; actions_taken as VARCHAR[], attachment_count, without the
+-- raw attachments JSON (see analytics.lead_attachments).
 CREATE OR REPLACE VIEW analytics.leads AS
 SELECT
-    l.* EXCLUDE (_dlt_load_id, _dlt_id),
-    coalesce(f.attachment_count, 0) AS attachment_count
-FROM solarknock.leads AS l
-LEFT JOIN (
-    SELECT _dlt_parent_id, count(*) AS attachment_count
-    FROM solarknock.leads__attachments
-    GROUP BY _dlt_parent_id
-) AS f ON f._dlt_parent_id = l._dlt_id
-WHERE l.deleted_at IS NULL;
+    * EXCLUDE (_dlt_load_id, attachments)
+      REPLACE (coalesce(CAST(actions_taken AS VARCHAR[]), []) AS actions_taken),
+    coalesce(json_array_length(attachments), 0) AS attachment_count
+FROM solarknock.leads
+WHERE deleted_at IS NULL;
 
--- analytics.lead_attachments: one row per attachment of a live lead (metadata only).
+-- analytics.lead_attachments: one row per attachment of a live lead, as the lead lists it,
+-- with where solarsync stored the file (blob_path, sha256, status) when it has.
 CREATE OR REPLACE VIEW analytics.lead_attachments AS
+WITH listed AS (
+    SELECT l.id AS lead_id, unnest(from_json(l.attachments, '[{"id": "VARCHAR", "fileName": "VARCHAR", "mimeType": "VARCHAR", "size": "BIGINT", "uploadedAt": "TIMESTAMPTZ", "uploadedBy": "VARCHAR"}]')) AS a
+    FROM solarknock.leads AS l
+    WHERE l.deleted_at IS NULL
+)
 SELECT
-    l.id AS lead_id,
-    f.id AS file_id,
-    f.file_name,
-    f.mime_type,
-    f.size,
-    f.uploaded_at,
-    f.uploaded_by
-FROM solarknock.leads AS l
-JOIN solarknock.leads__attachments AS f ON f._dlt_parent_id = l._dlt_id
-WHERE l.deleted_at IS NULL;
+    listed.lead_id,
+    listed.a.id AS file_id,
+    listed.a.fileName AS file_name,
+    listed.a.mimeType AS mime_type,
+    listed.a.size AS size,
+    listed.a.uploadedAt AS uploaded_at,
+    listed.a.uploadedBy AS uploaded_by,
+    f.status,
+    f.blob_path,
+    f.sha256
+FROM listed
+LEFT JOIN solarknock.lead_attachments AS f
+    ON f.lead_id = listed.lead_id AND f.file_id = listed.a.id;
 
--- analytics.rep_daily_activity: the leaderboard, one row per rep and day, with the rep's name.
+-- analytics.rep_daily_activity: the leaderboard, one row per rep and day, with the rep's name;
+-- knock_timestamps as TIMESTAMPTZ[].
 CREATE OR REPLACE VIEW analytics.rep_daily_activity AS
 SELECT
     s.date,
     s.user_id,
     u.name AS rep_name,
-    s.* EXCLUDE (date, user_id, _dlt_load_id, _dlt_id)
+    s.* EXCLUDE (date, user_id, _dlt_load_id)
+        REPLACE (CAST(s.knock_timestamps AS TIMESTAMPTZ[]) AS knock_timestamps)
 FROM solarknock.daily_stats AS s
 LEFT JOIN solarknock.users AS u ON u.id = s.user_id
 WHERE s.deleted_at IS NULL;

@@ -70,6 +70,37 @@ def test_full_sync_then_nightly_noop(sk_sandbox, warehouse, capsys):
             assert "since" in info.query and "until" in info.query
 
 
+def test_analytics_views_show_live_rows_with_typed_lists(sk_sandbox, warehouse):
+    assert run("run", "solarknock") == 0
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        one = lambda sql: con.execute(sql).fetchone()  # noqa: E731
+        live_knocks = sum(1 for r in sk_sandbox.truth("knocks") if r["deleted_at"] is None)
+        assert one("select count(*) from analytics.knocks") == (live_knocks,)
+        truth_actions = sum(
+            len(r["actions_taken"]) for r in sk_sandbox.truth("knocks") if r["deleted_at"] is None
+        )
+        assert one("select sum(len(actions_taken)) from analytics.knocks") == (truth_actions,)
+        live_leads = [r for r in sk_sandbox.truth("leads") if r["deleted_at"] is None]
+        assert one("select count(*), sum(attachment_count) from analytics.leads") == (
+            len(live_leads),
+            sum(len(r["attachments"]) for r in live_leads),
+        )
+        assert one("select count(*) from analytics.lead_attachments") == (
+            sum(len(r["attachments"]) for r in live_leads),
+        )
+        assert one(
+            "select count(*) from analytics.lead_attachments where status = 'stored' and sha256 is not null"
+        ) == one("select count(*) from analytics.lead_attachments")
+        (typ,) = one(
+            "select data_type from information_schema.columns where table_schema = 'analytics' "
+            "and table_name = 'rep_daily_activity' and column_name = 'knock_timestamps'"
+        )
+        assert typ == "TIMESTAMP WITH TIME ZONE[]"
+    finally:
+        con.close()
+
+
 def test_updates_inserts_and_soft_deletes(sk_sandbox, warehouse):
     assert run("run", "solarknock") == 0
     deleted = sk_sandbox.soft_delete("knocks", n=7)
