@@ -17,6 +17,7 @@ from typing import Any
 
 import dlt
 from dlt.common.pipeline import get_dlt_pipelines_dir
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines.registry import SourceSpec
@@ -33,6 +34,7 @@ from sources.common import (
 logger = logging.getLogger("solarsync")
 
 DEFAULT_WAREHOUSE = Path("warehouse") / "solarsync.duckdb"
+DEFAULT_DUCKDB_MEMORY_LIMIT = "128MB"
 LOADER_FILE_FORMAT = "parquet"  # dlt's INSERT path needs GBs of RAM for nested rows
 
 
@@ -57,11 +59,29 @@ def pipeline_name(source: str) -> str:
     return f"solarsync_{source}"
 
 
+def duckdb_credentials(warehouse: Path) -> DuckDbCredentials:
+    """The warehouse file, with DuckDB's memory capped (it spills to disk beyond the cap).
+
+    Without a cap DuckDB takes what it likes during a large merge: the load step set the peak
+    RSS of a sync (``make bench``). ``destination.duckdb.memory_limit`` changes the cap.
+    """
+    credentials = DuckDbCredentials(str(warehouse))
+    try:
+        limit = dlt.config.get("destination.duckdb.memory_limit")
+    except Exception:
+        limit = None
+    credentials.global_config = {
+        "memory_limit": str(limit or DEFAULT_DUCKDB_MEMORY_LIMIT),
+        "preserve_insertion_order": False,  # lets big merges stream and spill
+    }
+    return credentials
+
+
 def make_pipeline(source: str, warehouse: Path, progress: Any = None) -> dlt.Pipeline:
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     pipeline = dlt.pipeline(
         pipeline_name=pipeline_name(source),
-        destination=dlt.destinations.duckdb(credentials=str(warehouse)),
+        destination=dlt.destinations.duckdb(credentials=duckdb_credentials(warehouse)),
         dataset_name=source,
         progress=progress,
     )

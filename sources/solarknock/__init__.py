@@ -102,6 +102,7 @@ def solarknock(
         base_url,
         page_size=page_size,
         row_keys={"/" + paths[e.name]: e.keys for e in LIST_ENDPOINTS},
+        clock_path=paths["users"],
         max_attempts=max_attempts,
         timeout=request_timeout,
         backoff_factor=backoff_factor,
@@ -121,7 +122,8 @@ def solarknock(
     @dlt.resource(name="org", write_disposition="replace", primary_key="id", columns=org_columns)
     def org() -> Iterator[dict[str, Any]]:
         row, _ = client.org_and_server_time()
-        yield row
+        if row is not None:
+            yield row
 
     # dates such as knock_date land as DATE, not text (timestamps are detected by default)
     dlt.current.source_schema().add_type_detection("iso_date")
@@ -293,7 +295,8 @@ def check(
     """
     client = SolarKnockClient(api_key.strip(), base_url, page_size=1, max_attempts=2)
     org, server_now = client.org_and_server_time()
-    found = [("/org", f"org {org.get('name') or org.get('id')!r}, server clock {iso(server_now)}")]
+    name = (org.get("name") or org.get("id")) if org else None
+    found = [("/org", f"org {name!r}, server clock {iso(server_now)}" if org else "not found")]
     paths = {e.name: e.path for e in LIST_ENDPOINTS} | dict(endpoints or {})
     window = Window(since=None, until=server_now)
     for endpoint in LIST_ENDPOINTS:

@@ -14,6 +14,7 @@ from requests import Response
 
 from sources.common import (
     ApiClient,
+    ApiError,
     BearerAuth,
     InvalidCursorError,
     MalformedResponseError,
@@ -106,6 +107,7 @@ class SolarKnockClient:
         *,
         page_size: int,
         row_keys: Mapping[str, Sequence[tuple[str, ...]]] | None = None,
+        clock_path: str = "users",
         max_attempts: int = 5,
         timeout: float = 60.0,
         backoff_factor: float = 1.0,
@@ -125,13 +127,29 @@ class SolarKnockClient:
             max_attempts=max_attempts,
             backoff_factor=backoff_factor,
         )
-        self._org: tuple[dict[str, Any], pendulum.DateTime] | None = None
+        self._org: tuple[dict[str, Any] | None, pendulum.DateTime] | None = None
+        self.clock_path = clock_path
 
     # -- org and the server clock ------------------------------------------------------------
-    def org_and_server_time(self) -> tuple[dict[str, Any], pendulum.DateTime]:
-        """``GET /org`` once per run: the org row and the server's clock at that moment."""
+    def org_and_server_time(self) -> tuple[dict[str, Any] | None, pendulum.DateTime]:
+        """``GET /org`` once per run: the org row and the server's clock at that moment.
+
+        A server without ``/org`` (404) still gives its clock through a one-row list request;
+        the org row is then None.
+        """
         if self._org is None:
-            response = self.api.get(ORG_PATH)
+            try:
+                response = self.api.get(ORG_PATH)
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+                logger.warning(
+                    "solarknock /org: not found; reading the server clock from /%s instead",
+                    self.clock_path,
+                )
+                response = self.api.get(self.clock_path, params={"limit": 1})
+                self._org = (None, server_time(response))
+                return self._org
             body = response.json()
             org = body.get("data", body) if isinstance(body, dict) else None
             if not isinstance(org, dict):

@@ -397,3 +397,11 @@ def test_read_timeouts_are_retried(sk_sandbox, warehouse, monkeypatch):
     assert run("run", "solarknock") == 0
     assert len(stalled) == 2
     assert_equal_to_truth(sk_sandbox, warehouse)
+
+
+def test_a_server_without_org_still_syncs_on_its_own_clock(sk_sandbox, warehouse, capsys):
+    sk_sandbox.fail_next(1, status=404, endpoint="org", code="NOT_FOUND")
+    assert run("run", "solarknock") == 0
+    assert "/org: not found" in capsys.readouterr().err
+    assert_equal_to_truth(sk_sandbox, warehouse)
+    assert all(value for value in checkpoints().values())  # the users page gave the clock
