@@ -14,6 +14,8 @@ import sys
 import threading
 import time
 
+from sandbox.solarknock.data import LIST_ENDPOINTS
+
 
 def _solarknock(args: argparse.Namespace) -> int:
     from sandbox.solarknock import SolarKnockSandbox
@@ -70,15 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     sk.add_argument("--port", type=int, default=8765)
     sk.add_argument("--api-key", default="sk_DEMO", help="key clients must send (never printed)")
     sk.add_argument("--seed", type=int, default=0)
-    for name in (
-        "users",
-        "knocks",
-        "leads",
-        "appointments",
-        "daily-stats",
-        "app-opens",
-        "counties",
-    ):
+    for name in LIST_ENDPOINTS:
         sk.add_argument(f"--{name}", type=int, default=None, help=f"number of {name} rows")
     sk.add_argument(
         "--rate-limit", type=int, default=None, help="requests per minute (off by default)"

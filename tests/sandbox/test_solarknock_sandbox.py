@@ -17,18 +17,11 @@ import pytest
 import requests
 
 from sandbox.solarknock import KEY_FIELDS, SolarKnockSandbox
+from sandbox.solarknock.data import LIST_ENDPOINTS
 
 KEY = "sk_TESTKEY"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-LIST_ENDPOINTS = [
-    "users",
-    "knocks",
-    "leads",
-    "appointments",
-    "daily-stats",
-    "app-opens",
-    "counties",
-]
+
 COUNTS = {"knocks": 1200, "leads": 150, "appointments": 60, "daily-stats": 300, "app-opens": 200}
 ANCHOR = datetime(2026, 1, 1, tzinfo=UTC)
 
