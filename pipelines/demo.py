@@ -65,7 +65,6 @@ def run_demo(workdir: Path, warehouse: str | None = None) -> int:
         sb.update("knocks", n=300)
         sb.soft_delete("knocks", n=25)
         sb.insert("leads", n=40)
-        time.sleep(1.1)  # the API's clock has whole seconds: let this second pass
 
         out("== 3. incremental sync: only what changed is read")
         second = run_source(spec, db)

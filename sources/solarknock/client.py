@@ -232,6 +232,16 @@ class EnvelopeCursorPaginator(JSONResponseCursorPaginator):
         self._previous = cursor
 
 
+def _whole_seconds(stamp: str) -> bool:
+    """``2026-05-01T17:32:14Z`` (no fraction) rather than ``...14.250Z``."""
+    time_part = stamp.split("T", 1)[-1]
+    return "." not in time_part and "," not in time_part
+
+
+def _end_of_second(moment: pendulum.DateTime) -> pendulum.DateTime:
+    return moment.replace(microsecond=999_000)
+
+
 def _rows_of(page: Any) -> list[dict[str, Any]]:
     # RESTClient unwraps a one-element list into its element: undo that
     if isinstance(page, dict):
@@ -255,7 +265,13 @@ def _at_page(exc: SolarsyncError, page_no: int) -> SolarsyncError:
 
 
 def server_time(response: Response) -> pendulum.DateTime:
-    """The server's clock: ``meta.fetched_at`` if the body has it, else the ``Date`` header."""
+    """The server's clock: ``meta.fetched_at`` if the body has it, else the ``Date`` header.
+
+    Both usually have whole seconds, truncated: the server's real time is up to a second later.
+    The end of the window is rounded up to the last millisecond of that second, so a row
+    changed just before the run started is read by this run, not the next one. (A row changed
+    in that last fraction after the probe is read early, which the merge makes harmless.)
+    """
     try:
         body = response.json()
     except ValueError:
@@ -264,13 +280,15 @@ def server_time(response: Response) -> pendulum.DateTime:
     fetched = meta.get("fetched_at") if isinstance(meta, dict) else None
     if isinstance(fetched, str):
         try:
-            return parse_ts(fetched)
+            moment = parse_ts(fetched)
         except (ValueError, pendulum.parsing.exceptions.ParserError):
             logger.warning("solarknock: meta.fetched_at %r is not a timestamp", fetched)
+        else:
+            return _end_of_second(moment) if _whole_seconds(fetched) else moment
     date = response.headers.get("Date")
     if date:
         try:
-            return pendulum.instance(parsedate_to_datetime(date)).in_tz("UTC")
+            return _end_of_second(pendulum.instance(parsedate_to_datetime(date)).in_tz("UTC"))
         except (TypeError, ValueError):
             pass
     logger.warning(

@@ -71,3 +71,23 @@ def test_paginator_stops_on_missing_has_more_and_rejects_a_stuck_cursor():
     assert p.has_next_page
     with pytest.raises(MalformedResponseError, match="same cursor"):
         p.update_state(response({"pagination": {"next_cursor": "c1", "has_more": True}}))
+
+
+@pytest.mark.parametrize(
+    ("fetched_at", "date", "expected"),
+    [
+        ("2026-05-01T17:32:14Z", None, "2026-05-01T17:32:14.999Z"),  # whole seconds: round up
+        ("2026-05-01T17:32:14.250Z", None, "2026-05-01T17:32:14.250Z"),  # precise: as is
+        ("2026-05-01T19:32:14+02:00", None, "2026-05-01T17:32:14.999Z"),
+        (None, "Fri, 01 May 2026 17:32:14 GMT", "2026-05-01T17:32:14.999Z"),
+    ],
+)
+def test_server_time_is_the_end_of_the_reported_second(fetched_at, date, expected):
+    from sources.solarknock.client import server_time
+
+    response = Response()
+    body = {"data": {}, "meta": {"fetched_at": fetched_at}} if fetched_at else {}
+    response.json = lambda **_: body  # type: ignore[method-assign]
+    if date:
+        response.headers["Date"] = date
+    assert iso(server_time(response)) == expected

@@ -233,7 +233,8 @@ def test_full_sync_loads_every_documented_table(tmp_path: Path) -> None:
     fetched_at = recorded_json(cassette, "/org")["meta"]["fetched_at"]
     assert fetched_at == "2026-05-01T17:32:14Z"
 
-    assert_first_run_requests(sent, server_now=fetched_at)
+    # fetched_at has whole seconds: the window ends at the last millisecond of that second
+    assert_first_run_requests(sent, server_now="2026-05-01T17:32:14.999Z")
     with warehouse(tmp_path) as query:
         assert_tables_rows_and_ids(query)
         assert_child_tables(query)
@@ -243,13 +244,14 @@ def test_full_sync_loads_every_documented_table(tmp_path: Path) -> None:
     # every list checkpoint is the server clock of this run
     resources = pipeline.state["sources"][DATASET]["resources"]
     assert {name: ts(state["checkpoint"]) for name, state in resources.items()} == {
-        name: ts(fetched_at) for name in LIST_TABLES
+        name: ts("2026-05-01T17:32:14.999Z") for name in LIST_TABLES
     }
 
 
 def assert_first_run_requests(sent: list[Sent], server_now: str) -> None:
     """GET /org first; then every list endpoint once (knocks twice: page 2 by cursor), each with
-    the first run's window: no ``since``, ``until`` = the org's ``meta.fetched_at``."""
+    the first run's window: no ``since``, ``until`` = the org's ``meta.fetched_at`` (to the end
+    of its second)."""
     assert sent[0].endpoint == "/org" and sent[0].params == {}
     assert all(s.method == "GET" and s.authorization == f"Bearer {KEY}" for s in sent)
     lists = sent[1:]
@@ -493,7 +495,7 @@ def test_invalid_cursor_restarts_the_window_once_and_loads_each_row_once(tmp_pat
             ("kn_0003", "price_estimate"),
         ]
     state = pipeline.state["sources"][DATASET]["resources"]["knocks"]
-    assert ts(state["checkpoint"]) == ts("2026-05-01T17:32:14Z")
+    assert ts(state["checkpoint"]) == ts("2026-05-01T17:32:14.999Z")
 
 
 def test_last_sync_counts_each_row_once_after_a_cursor_restart(tmp_path: Path) -> None:
