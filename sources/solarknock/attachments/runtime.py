@@ -1,0 +1,44 @@
+"""What the running dlt pipeline provides to the attachments: their entry in the source
+state and the default blob root next to the warehouse."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dlt
+
+from sources.solarknock.settings import ATTACHMENTS_TABLE, DEFAULT_BLOB_DIR, SOURCE_NAME
+
+
+def default_blob_url() -> str:
+    """``<warehouse dir>/blobs/solarknock``; a warehouse file not named ``solarsync.duckdb``
+    (the demo's, a test's) gets ``<dir>/blobs/<its name>/solarknock`` so files never mix."""
+    warehouse: str | None = None
+    try:
+        destination = dlt.current.pipeline().destination
+        credentials = destination.config_params.get("credentials") if destination else None
+        if isinstance(credentials, str | os.PathLike):
+            warehouse = str(credentials)
+    except Exception:  # no active pipeline (a source iterated on its own)
+        warehouse = None
+    if not warehouse:
+        configured = dlt.config.get("destination.duckdb.credentials")
+        warehouse = configured if isinstance(configured, str) else None
+    for prefix in ("duckdb:///", "duckdb://"):
+        if warehouse and warehouse.startswith(prefix):
+            warehouse = warehouse[len(prefix) :]
+    if not warehouse or warehouse == ":memory:" or "://" in warehouse:
+        return str(Path("warehouse", DEFAULT_BLOB_DIR, SOURCE_NAME).resolve())
+    path = Path(warehouse)
+    base = path.parent / DEFAULT_BLOB_DIR
+    if path.stem != "solarsync":
+        base = base / path.stem
+    return str((base / SOURCE_NAME).resolve())
+
+
+def _state() -> dict[str, Any]:
+    """``lead_attachments`` state, shared by the two resources that write the table: in the
+    source state (not under ``resources``, where every entry is a list table's checkpoint)."""
+    return dlt.current.source_state().setdefault(ATTACHMENTS_TABLE, {})
