@@ -20,7 +20,6 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,7 +29,6 @@ from dlt.sources.helpers.requests.retry import (
     _get_retry_response,
     retry_if_predicate,
     retry_if_status,
-    wait_exponential_retry_after,
 )
 from dlt.sources.helpers.requests.session import Session
 from dlt.sources.helpers.rest_client import RESTClient
@@ -39,7 +37,6 @@ from requests import PreparedRequest, RequestException, Response
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 from tenacity import RetryCallState, Retrying, retry_any, retry_if_exception_type
-from tenacity.stop import stop_base
 
 from sources.common.errors import (
     ApiError,
@@ -52,8 +49,10 @@ from sources.common.errors import (
     SourceUnavailableError,
     SubscriptionError,
 )
-from sources.common.ratelimit import RateLimiter, seconds_until_reset
+from sources.common.ratelimit import RateLimiter
 from sources.common.redact import redact, register_secret
+from sources.common.retry import StopByKind, WaitForReset
+from sources.common.stats import HttpStats, reset_stats, stats_for
 
 logger = logging.getLogger("solarsync.http")
 
@@ -66,49 +65,6 @@ RETRY_STATUS = (429, *range(500, 600))
 Validator = Callable[[Any, str], str | None]
 #: (response) -> (API error code, API error message)
 ErrorDescriber = Callable[[Response], tuple[str | None, str | None]]
-
-
-# --------------------------------------------------------------------------- statistics
-@dataclass
-class HttpStats:
-    requests: int = 0
-    retries: int = 0
-    rate_limited: int = 0
-    errors: int = 0
-    bytes_received: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def add(self, **counts: int) -> None:
-        with self._lock:
-            for name, value in counts.items():
-                setattr(self, name, getattr(self, name) + value)
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "requests": self.requests,
-            "retries": self.retries,
-            "rate_limited": self.rate_limited,
-            "errors": self.errors,
-            "bytes_received": self.bytes_received,
-        }
-
-
-_stats: dict[str, HttpStats] = {}
-_stats_lock = threading.Lock()
-
-
-def stats_for(source: str) -> HttpStats:
-    """Process-wide request counters of one source (read by the CLI's run summary)."""
-    with _stats_lock:
-        return _stats.setdefault(source, HttpStats())
-
-
-def reset_stats(source: str | None = None) -> None:
-    with _stats_lock:
-        if source is None:
-            _stats.clear()
-        else:
-            _stats.pop(source, None)
 
 
 # --------------------------------------------------------------------------- error bodies
@@ -129,38 +85,6 @@ def describe_error_envelope(response: Response) -> tuple[str | None, str | None]
         message = err.get("message") or err.get("detail") or err.get("error_description")
         return (str(code) if code else None), (str(message) if message else None)
     return None, None
-
-
-# --------------------------------------------------------------------------- retry policy
-class _stop_by_kind(stop_base):
-    """Separate budgets: rate-limit waits (429) and everything else (5xx, network, bad body)."""
-
-    def __init__(self, max_attempts: int, max_rate_limit_waits: int) -> None:
-        self.max_attempts = max_attempts
-        self.max_rate_limit_waits = max_rate_limit_waits
-
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        counts = retry_state.__dict__.setdefault("_solarsync_counts", {"429": 0, "other": 0})
-        response = _get_retry_response(retry_state)
-        if response is not None and response.status_code == 429:
-            counts["429"] += 1
-            return counts["429"] > self.max_rate_limit_waits
-        counts["other"] += 1
-        return counts["other"] >= self.max_attempts
-
-
-class _wait_for_reset(wait_exponential_retry_after):
-    """On 429 wait exactly until the window resets; otherwise dlt's backoff (Retry-After aware)."""
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        response = _get_retry_response(retry_state)
-        if response is not None and response.status_code == 429:
-            wait = getattr(response, "_solarsync_wait", None)
-            if wait is None:
-                wait = seconds_until_reset(response.headers)
-            if wait is not None:
-                return float(wait)
-        return super().__call__(retry_state)
 
 
 # --------------------------------------------------------------------------- auth
@@ -297,13 +221,13 @@ class ApiClient:
         session.mount("https://", adapter)
         session.verify = verify
         retrying = Retrying(
-            wait=_wait_for_reset(multiplier=backoff_factor, max=max_retry_delay),
+            wait=WaitForReset(multiplier=backoff_factor, max=max_retry_delay),
             retry=retry_any(
                 retry_if_status(RETRY_STATUS),
                 retry_if_exception_type(DEFAULT_RETRY_EXCEPTIONS),
                 retry_if_predicate(self._is_malformed),
             ),
-            stop=_stop_by_kind(max_attempts, max_rate_limit_waits),
+            stop=StopByKind(max_attempts, max_rate_limit_waits),
             before_sleep=self._log_retry,
             reraise=True,
             retry_error_callback=lambda state: state.outcome.result(),
