@@ -70,24 +70,37 @@ class PageConverter:
         known: Callable[[], Mapping[str, Mapping[str, Any]]] | None = None,
         temporal_kind: Callable[[str], str | None] = default_temporal_kind,
         drop: Sequence[str] = (),
+        always: Sequence[str] = (),
     ) -> None:
+        """``always``: columns every page has, as typed nulls when its rows lack them (so e.g.
+        ``deleted_at`` exists, typed, before the first deletion)."""
         self.table = table
         self._known = known
         self._temporal_kind = temporal_kind
         self._drop = set(drop)
+        self._always = tuple(always)
         self._types: dict[str, pa.DataType] | None = None  # column -> Arrow type landed
         self._reported: set[str] = set()
 
-    def __call__(self, rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+    def __call__(self, rows: Sequence[Mapping[str, Any]], not_null: Sequence[str] = ()) -> pa.Table:
+        """One page as a table; ``not_null`` columns (the primary key, already checked) are
+        declared non-nullable, as dlt declares key columns."""
         if self._types is None:
             self._types = self._seed_types()
         columns: dict[str, pa.Array] = {}
-        for name, array in self._columns(rows).items():
+        found = self._columns(rows)
+        for name in self._always:
+            found.setdefault(name, pa.nulls(len(rows)))
+        for name, array in found.items():
             if name in self._drop:
                 continue
             for out_name, out_array in self._fit(name, array):
                 columns[out_name] = out_array
-        return pa.table(columns)
+        schema = pa.schema(
+            pa.field(name, array.type, nullable=name not in not_null)
+            for name, array in columns.items()
+        )
+        return pa.table(columns, schema=schema)
 
     # -- building -------------------------------------------------------------------------
     def _columns(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, pa.Array]:
@@ -153,11 +166,11 @@ class PageConverter:
         return self._variant(name, array, known)
 
     def _temporal(self, name: str, array: pa.Array) -> pa.Array:
-        if not pa.types.is_string(array.type):
+        if not (pa.types.is_string(array.type) or pa.types.is_null(array.type)):
             return array
         kind = self._temporal_kind(name)
         if kind is None:
-            return array
+            return array  # an all-null column of unknown kind stays untyped (dlt skips it)
         cast = _try_cast(array, TIMESTAMP if kind == "timestamp" else pa.date32())
         return array if cast is None else cast
 

@@ -40,6 +40,7 @@ from sources.solarknock.settings import (
     DEFAULT_BASE_URL,
     DEFAULT_LOOKBACK_SECONDS,
     DEFAULT_PAGE_SIZE,
+    LIST_COLUMN_HINTS,
     LIST_ENDPOINTS,
     SOURCE_NAME,
     TIMESTAMP_COLUMNS,
@@ -117,9 +118,9 @@ def solarknock(
         else None
     )
 
-    org_columns = {name: {"data_type": "timestamp", "nullable": True} for name in TIMESTAMP_COLUMNS}
-
-    @dlt.resource(name="org", write_disposition="replace", primary_key="id", columns=org_columns)
+    @dlt.resource(
+        name="org", write_disposition="replace", primary_key="id", columns=TIMESTAMP_COLUMNS
+    )
     def org() -> Iterator[dict[str, Any]]:
         row, _ = client.org_and_server_time()
         if row is not None:
@@ -161,7 +162,7 @@ def _list_resource(
     floor: pendulum.DateTime | None,
     bounds: tuple[pendulum.DateTime | None, pendulum.DateTime | None] | None,
 ) -> DltResource:
-    columns = {**TIMESTAMP_COLUMNS, **endpoint.columns}
+    columns = {**LIST_COLUMN_HINTS, **endpoint.columns}
 
     def rows() -> Iterator[Any]:
         _, server_now = client.org_and_server_time()
@@ -173,7 +174,9 @@ def _list_resource(
         if floor is not None and (window.since is None or window.since < floor):
             window = Window(since=floor, until=window.until)
         key = _stored_key(state, endpoint)
-        convert = PageConverter(endpoint.name, known=lambda: _known_columns(endpoint.name))
+        convert = PageConverter(
+            endpoint.name, known=lambda: _known_columns(endpoint.name), always=("deleted_at",)
+        )
         logger.info("solarknock %s: window %s", endpoint.name, window)
         counts = {"rows": 0, "new": 0, "updated": 0, "deleted": 0}
         for page_no, page in client.pages(path, window):
@@ -187,7 +190,8 @@ def _list_resource(
             _check_keys(endpoint, key, page, page_no)
             first_page = counts["rows"] == 0
             _count_changes(counts, page, window.since)
-            table = convert(page)  # Arrow: dlt writes Parquet without its row-by-row normalizer
+            # Arrow: dlt writes Parquet without its row-by-row normalizer
+            table = convert(page, not_null=key)
             if key != endpoint.keys[0] and first_page:
                 # the key found in the data differs from the declared one: say so every run
                 yield dlt.mark.with_hints(table, dlt.mark.make_hints(primary_key=list(key)))

@@ -44,9 +44,12 @@ ERROR_HINTS: dict[int | str, str] = {
 #: columns every list table has, typed even before a value shows up
 TIMESTAMP_COLUMNS: dict[str, dict[str, Any]] = {
     "created_at": {"data_type": "timestamp", "nullable": True},
-    "updated_at": {"data_type": "timestamp", "nullable": False, "dedup_sort": "desc"},
+    "updated_at": {"data_type": "timestamp", "nullable": True},
     "deleted_at": {"data_type": "timestamp", "nullable": True},
 }
+#: hints of every list table beyond what its Arrow pages say (they type ``*_at`` columns, an
+#: all-null ``deleted_at`` included): the newest version of a key wins within a load
+LIST_COLUMN_HINTS: dict[str, dict[str, Any]] = {"updated_at": {"dedup_sort": "desc"}}
 
 
 @dataclass(frozen=True)
@@ -61,14 +64,7 @@ class ListEndpoint:
 
 
 LIST_ENDPOINTS: tuple[ListEndpoint, ...] = (
-    ListEndpoint(
-        "users",
-        "users",
-        columns={
-            "last_login_at": {"data_type": "timestamp", "nullable": True},
-            "joined_at": {"data_type": "timestamp", "nullable": True},
-        },
-    ),
+    ListEndpoint("users", "users"),
     ListEndpoint("knocks", "knocks"),
     ListEndpoint("leads", "leads"),
     ListEndpoint("appointments", "appointments"),

@@ -80,3 +80,9 @@ def test_mixed_value_types_in_one_page_are_kept_as_text():
 def test_dropped_columns():
     table = PageConverter("t", drop=["secret"])([{"id": 1, "secret": "s"}])
     assert table.column_names == ["id"]
+
+
+def test_always_columns_exist_typed_before_any_value():
+    table = PageConverter("t", always=["deleted_at"])([{"id": 1}])
+    assert table.schema.field("deleted_at").type == TIMESTAMP
+    assert table.column("deleted_at").to_pylist() == [None]
