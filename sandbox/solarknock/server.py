@@ -285,11 +285,7 @@ class Handler(BaseHTTPRequestHandler):
         # injected faults
         if faults.take("drop", endpoint):
             info.fault = "drop"
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            self._hang_up()
             return None
         failure = faults.take("fail", endpoint)
         if failure:
@@ -403,12 +399,16 @@ class Handler(BaseHTTPRequestHandler):
             if sent >= cut:
                 break
         if sent < size:
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            self._hang_up()
         return None
+
+    def _hang_up(self) -> None:
+        """Close the connection at once, whatever was (not) sent: a dropped connection."""
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     # -- admin -----------------------------------------------------------------
 
