@@ -18,7 +18,9 @@ otherwise do, done here per page and vectorised:
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -220,9 +222,17 @@ def _try_cast(
         try:
             return array.cast(target)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            if not safe_per_value:
-                return None
-            return pa.array([_cast_one(v, target) for v in array.to_pylist()], target)
+            pass
+        # the slow path, only for what Arrow's ISO parser refuses: naive times (taken as UTC),
+        # dates as timestamps, nanoseconds
+        parse = _parse_timestamp if target == TIMESTAMP else _parse_date
+        values = [None if v is None else parse(v) for v in array.to_pylist()]
+        failed = sum(
+            1 for v, p in zip(array.to_pylist(), values, strict=True) if v is not None and p is None
+        )
+        if failed and not safe_per_value:
+            return None
+        return pa.array(values, target)
     if pa.types.is_string(target) and (
         pa.types.is_integer(array.type)
         or pa.types.is_floating(array.type)
@@ -239,8 +249,19 @@ def _try_cast(
         return None if not safe_per_value else pa.nulls(len(array), target)
 
 
-def _cast_one(value: Any, target: pa.DataType) -> Any:
+_NANOS = re.compile(r"(\.\d{6})\d+")
+
+
+def _parse_timestamp(value: str) -> datetime | None:
     try:
-        return pa.array([value]).cast(target)[0].as_py()
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        parsed = datetime.fromisoformat(_NANOS.sub(r"\1", value.strip()))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _parse_date(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
         return None

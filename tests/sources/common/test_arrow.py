@@ -86,3 +86,23 @@ def test_always_columns_exist_typed_before_any_value():
     table = PageConverter("t", always=["deleted_at"])([{"id": 1}])
     assert table.schema.field("deleted_at").type == TIMESTAMP
     assert table.column("deleted_at").to_pylist() == [None]
+
+
+def test_timestamps_arrow_cannot_parse_are_parsed_the_slow_way():
+    table = PageConverter("t")(
+        [
+            {"updated_at": "2024-01-01T00:00:00"},  # naive: UTC
+            {"updated_at": "2024-01-01T02:00:00.123456789+02:00"},  # nanoseconds, offset
+            {"updated_at": "2024-01-01"},  # a date
+        ]
+    )
+    assert table.schema.field("updated_at").type == TIMESTAMP
+    assert table.column("updated_at").to_pylist() == [
+        dt.datetime(2024, 1, 1, tzinfo=UTC),
+        dt.datetime(2024, 1, 1, 0, 0, 0, 123456, tzinfo=UTC),
+        dt.datetime(2024, 1, 1, tzinfo=UTC),
+    ]
+    # text that is no time at all stays text in a new column
+    assert (
+        PageConverter("t")([{"made_at": "yesterday"}]).schema.field("made_at").type == pa.string()
+    )
