@@ -22,15 +22,10 @@ import time
 import duckdb
 import requests
 
-KEYS = {
-    "users": ("id",),
-    "knocks": ("id",),
-    "leads": ("id",),
-    "appointments": ("id",),
-    "daily-stats": ("user_id", "date"),
-    "app-opens": ("user_id", "date"),
-    "counties": ("county_fips",),
-}
+from sandbox.solarknock.data import KEY_FIELDS, LIST_ENDPOINTS
+
+# the vendor recipe upserts on each endpoint's natural key
+KEYS = {endpoint: KEY_FIELDS[endpoint] for endpoint in LIST_ENDPOINTS}
 
 
 def sql_type(value: object) -> str:

@@ -17,16 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-ENDPOINTS = (
-    "org",
-    "users",
-    "knocks",
-    "leads",
-    "appointments",
-    "daily-stats",
-    "app-opens",
-    "counties",
-)
+from sandbox.solarknock.data import ENDPOINTS  # the API's endpoints, as the sandbox serves them
+
 _NEXT = b'"next_cursor":'
 
 
