@@ -117,6 +117,12 @@ def solarknock(
         if backfill
         else None
     )
+    if bounds and bounds[0] and bounds[1] and bounds[0] >= bounds[1]:
+        raise ConfigurationError(
+            f"backfill --since {iso(bounds[0])} is not before --until {iso(bounds[1])}",
+            source=SOURCE_NAME,
+            hint="swap the dates",
+        )
 
     @dlt.resource(
         name="org", write_disposition="replace", primary_key="id", columns=TIMESTAMP_COLUMNS

@@ -281,6 +281,12 @@ def test_backfill_unknown_table_is_a_usage_error(sk_sandbox):
     assert run("backfill", "solarknock", "--resource", "nope") == 2
 
 
+def test_backfill_with_inverted_dates_fails_before_any_request(sk_sandbox, capsys):
+    assert run("backfill", "solarknock", "--since", "2025-01-02", "--until", "2025-01-01") == 1
+    assert "is not before --until" in capsys.readouterr().out
+    assert sk_sandbox.count_requests() == 0
+
+
 def test_status_and_check(sk_sandbox, warehouse, capsys):
     assert run("check", "solarknock") == 0
     out = capsys.readouterr().out
