@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import random
 import string
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 
@@ -647,12 +647,16 @@ class Generator:
             "deleted_at": self._deleted(rng, upd),
         }
 
-    def daily_stats(self) -> Iterator[dict]:
-        rng = self.rng("daily-stats")
-        for uid, back in self._day_pairs(rng, self.counts["daily-stats"]):
+    def _per_user_day(self, endpoint: str, make_row: Callable[..., dict]) -> Iterator[dict]:
+        """Rows keyed by (user_id, date): daily-stats and app-opens."""
+        rng = self.rng(endpoint)
+        for uid, back in self._day_pairs(rng, self.counts[endpoint]):
             day_start = self.anchor_ms - back * DAY_MS
             created, updated = self._day_times(rng, day_start)
-            yield self.daily_stat_row(rng, uid, day_start, created, updated)
+            yield make_row(rng, uid, day_start, created, updated)
+
+    def daily_stats(self) -> Iterator[dict]:
+        return self._per_user_day("daily-stats", self.daily_stat_row)
 
     def app_open_row(
         self, rng: random.Random, user_id: str, day_start: int, created: int, updated: int
@@ -674,11 +678,7 @@ class Generator:
         }
 
     def app_opens(self) -> Iterator[dict]:
-        rng = self.rng("app-opens")
-        for uid, back in self._day_pairs(rng, self.counts["app-opens"]):
-            day_start = self.anchor_ms - back * DAY_MS
-            created, updated = self._day_times(rng, day_start)
-            yield self.app_open_row(rng, uid, day_start, created, updated)
+        return self._per_user_day("app-opens", self.app_open_row)
 
     def county_row(self, rng: random.Random, county: tuple, created: int, updated: int) -> dict:
         upd = iso_ms(updated)
