@@ -19,7 +19,11 @@ class SourceSpec:
     module: str  # the package with the @dlt.source function of the same name
     resources: tuple[str, ...]
     #: settings that must resolve (config or secrets) for the source to count as configured
+    #: (a module-level ``is_configured()`` in the source package overrides this)
     required: tuple[str, ...]
+    #: ``solarsync poll``: the tables each poll refreshes after the first (None: not pollable;
+    #: empty: every table each time)
+    poll_resources: tuple[str, ...] | None = None
 
     def factory(self) -> Callable[..., Any]:
         return getattr(importlib.import_module(self.module), self.name)
@@ -28,7 +32,14 @@ class SourceSpec:
         """The source's ``check()``: one cheap request per endpoint, nothing loaded."""
         return importlib.import_module(self.module).check()
 
+    @property
+    def pollable(self) -> bool:
+        return self.poll_resources is not None
+
     def is_configured(self) -> bool:
+        custom = getattr(importlib.import_module(self.module), "is_configured", None)
+        if callable(custom):
+            return bool(custom())
         for key in self.required:
             try:
                 value = dlt.secrets.get(f"sources.{self.name}.{key}")
@@ -54,6 +65,49 @@ SOURCES: dict[str, SourceSpec] = {
             "counties",
         ),
         required=("api_key",),
+    ),
+    "heat": SourceSpec(
+        name="heat",
+        module="sources.heat",
+        resources=(
+            "sites",
+            "site_status_history",
+            "schedule_entries",
+            "assets",
+            "asset_readings",
+        ),
+        required=("base_url", "api_key"),
+    ),
+    "solarassistant": SourceSpec(
+        name="solarassistant",
+        module="sources.solarassistant",
+        resources=(
+            "users",
+            "sites",
+            "site_members",
+            "organizations",
+            "org_users",
+            "metrics",
+            "metric_polls",
+        ),
+        required=("api_token",),
+        poll_resources=("metrics", "metric_polls"),
+    ),
+    "tesla": SourceSpec(
+        name="tesla",
+        module="sources.tesla",
+        resources=(
+            "meter_readings",
+            "battery_soe",
+            "grid_status",
+            "site_info",
+            "gateway_status",
+            "powerwalls",
+            "grid_faults",
+            "sitemaster",
+        ),
+        required=("host", "password"),
+        poll_resources=(),
     ),
 }
 
