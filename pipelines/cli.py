@@ -26,6 +26,11 @@ A backfill merges into the same tables and never moves the nightly checkpoint.""
     "check": """examples:
   solarsync check                    # every configured source
   solarsync check solarknock""",
+    "poll": """examples:
+  solarsync poll tesla --every 5s --for 1h            # a snapshot every 5 s, loaded every 5 min
+  solarsync poll solarassistant --every 60s --batch 10m   # until Ctrl-C / SIGTERM
+Ctrl-C or SIGTERM: the current poll finishes and everything polled is loaded before exit.
+A poll that fails is logged and the loop goes on; a rejected credential stops it.""",
     "demo": """examples:
   solarsync demo                     # sandbox API -> warehouse/demo.duckdb, then a query""",
 }
@@ -78,6 +83,25 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--until", metavar="DATE", help="rows updated up to this (ISO 8601)")
     backfill.add_argument(
         "--resource", action="append", metavar="NAME", help="only these tables (repeatable)"
+    )
+
+    pollable = sorted(name for name, spec in SOURCES.items() if spec.pollable)
+    poll = add("poll", "snapshot a live source repeatedly, loading in batches")
+    poll.add_argument("source", choices=pollable, metavar="SOURCE", help=f"one of {pollable}")
+    poll.add_argument(
+        "--every", default="60s", metavar="DURATION", help="time between polls (default 60s)"
+    )
+    poll.add_argument(
+        "--for",
+        dest="duration",
+        metavar="DURATION",
+        help="stop after this long (default: until Ctrl-C / SIGTERM)",
+    )
+    poll.add_argument(
+        "--batch",
+        default="5m",
+        metavar="DURATION",
+        help="load what was polled this often (default 5m); also at the end",
     )
 
     status = add("status", "checkpoints, last successful sync and row counts per table")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +22,7 @@ def dispatch(args: argparse.Namespace) -> int:
     handler = {
         "run": cmd_run,
         "backfill": cmd_backfill,
+        "poll": cmd_poll,
         "status": cmd_status,
         "check": cmd_check,
         "demo": cmd_demo,
@@ -85,6 +87,52 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         },
         progress=_progress(args),
     )
+    print_summary([result], warehouse)
+    return exit_code([result])
+
+
+def cmd_poll(args: argparse.Namespace) -> int:
+    from pipelines.poll import parse_duration, poll_source, stop_on_signals
+
+    spec = registry.get(args.source)
+    try:
+        every = parse_duration(args.every)
+        duration = parse_duration(args.duration) if args.duration else None
+        batch = parse_duration(args.batch)
+    except ValueError as exc:
+        logger.error("%s", exc)
+        return EXIT_USAGE
+    warehouse = warehouse_path(args.warehouse)
+    out(
+        f"solarsync: polling {spec.name} every {args.every}"
+        f"{f' for {args.duration}' if args.duration else ' until stopped'}, "
+        f"loading every {args.batch} -> {warehouse}"
+    )
+
+    def batch_done(result) -> None:
+        rows = ", ".join(f"{t} {n}" for t, n in sorted(result.rows.items())) or "no rows"
+        out(
+            f"  batch {result.batches}: {result.polls} poll(s), {result.failed_polls} failed; "
+            f"rows so far: {rows}"
+        )
+
+    stop = threading.Event()
+    with stop_on_signals(stop):
+        result = poll_source(
+            spec,
+            warehouse,
+            every=every,
+            duration=duration,
+            batch=batch,
+            stop=stop,
+            on_batch=batch_done,
+        )
+    out(
+        f"  {result.polls} poll(s), {result.failed_polls} failed, {result.batches} load(s), "
+        f"stopped by {result.stopped_by}"
+    )
+    for message in dict.fromkeys(result.poll_errors):
+        out(f"    poll error: {message}")
     print_summary([result], warehouse)
     return exit_code([result])
 

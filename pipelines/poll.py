@@ -1,0 +1,189 @@
+"""``solarsync poll``: take a snapshot every N seconds, load in batches.
+
+Each poll calls the source function once and ``pipeline.extract()``s it into its own load
+package (state included), so a poll is either wholly extracted or not at all. Every ``batch``
+seconds, at the end, and when SIGTERM/Ctrl-C arrives, the extracted packages are normalized and
+loaded. A process killed between loads leaves extracted packages behind; the next ``run`` or
+``poll`` of the source loads them first (``runner._finish_pending``), so no poll is lost.
+
+The first poll extracts every table of the source; later polls only the registry's
+``poll_resources`` (e.g. SolarAssistant's metrics, not its user and site lists).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipelines.registry import SourceSpec
+from pipelines.runner import (
+    LOADER_FILE_FORMAT,
+    SourceResult,
+    _finish_pending,
+    describe_failure,
+    make_pipeline,
+    pipeline_lock,
+)
+from pipelines.views import apply_views
+from sources.common import (
+    AuthenticationError,
+    ConfigurationError,
+    redact,
+    reset_stats,
+    solarsync_error_in,
+    stats_for,
+)
+
+logger = logging.getLogger("solarsync")
+
+#: errors after which another poll cannot succeed: stop instead of hammering the API
+FATAL_ERRORS = (AuthenticationError, ConfigurationError)
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?", re.I)
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """``"60s"``, ``"5m"``, ``"1h30m"``, ``"0.5s"``, ``"90"`` (seconds) -> seconds."""
+    value = text.strip()
+    pos, total = 0, 0.0
+    for match in _DURATION.finditer(value):
+        if match.start() != pos or (match.group(2) is None and match.end() != len(value)):
+            break
+        total += float(match.group(1)) * _UNITS[(match.group(2) or "s").lower()]
+        pos = match.end()
+    if pos != len(value) or not value or total <= 0:
+        raise ValueError(f"not a duration: {text!r} (examples: 30s, 5m, 1h, 1h30m)")
+    return total
+
+
+@dataclass
+class PollResult(SourceResult):
+    polls: int = 0
+    failed_polls: int = 0
+    batches: int = 0
+    stopped_by: str = ""  # "time" | "signal" | "error"
+    poll_errors: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and the first Ctrl-C ask the loop to stop after the current poll and load; a
+    second Ctrl-C interrupts at once (the extracted polls are loaded by the next run)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def ask(signum: int, _frame: object) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        logger.warning("%s: finishing the current poll and loading", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, ask) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def poll_source(
+    spec: SourceSpec,
+    warehouse: Path,
+    *,
+    every: float,
+    duration: float | None,
+    batch: float,
+    stop: threading.Event | None = None,
+    on_batch: Callable[[PollResult], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> PollResult:
+    """Poll ``spec`` every ``every`` s for ``duration`` s (None: until stopped). Never raises
+    for source failures: the result says what happened."""
+    stop = stop or threading.Event()
+    result = PollResult(source=spec.name)
+    started = clock()
+    reset_stats(spec.name)
+    try:
+        with pipeline_lock(spec.name):
+            pipeline = make_pipeline(spec.name, warehouse)
+            result.resumed_packages = _finish_pending(pipeline)
+            begin = clock()  # --for counts from the first poll, not from the catch-up load
+            deadline = None if duration is None else begin + duration
+            next_poll, next_load, pending = begin, begin + batch, 0
+
+            def load() -> None:
+                nonlocal pending
+                if not pending:
+                    return
+                pipeline.normalize()
+                info = pipeline.load()
+                info.raise_on_failed_jobs()
+                result.batches += 1
+                result.load_ids.extend(info.loads_ids)
+                trace = pipeline.last_trace
+                normalized = trace.last_normalize_info if trace else None
+                for table, count in (normalized.row_counts if normalized else {}).items():
+                    if not table.startswith("_dlt"):
+                        result.rows[table] = result.rows.get(table, 0) + count
+                pending = 0
+                result.views = apply_views(warehouse, spec.name)
+                if on_batch:
+                    on_batch(result)
+
+            while not stop.is_set() and (deadline is None or clock() < deadline):
+                source = spec.factory()()
+                if result.polls and spec.poll_resources:
+                    source = source.with_resources(*spec.poll_resources)
+                result.polls += 1
+                try:
+                    pipeline.extract(source, loader_file_format=LOADER_FILE_FORMAT)
+                    pending += 1
+                except Exception as exc:
+                    known = solarsync_error_in(exc)
+                    message = redact(str(known) if known else describe_failure(spec, exc))
+                    result.failed_polls += 1
+                    result.poll_errors.append(message)
+                    logger.error("%s: poll %d failed: %s", spec.name, result.polls, message)
+                    logger.debug("%s poll failure details", spec.name, exc_info=True)
+                    if isinstance(known, FATAL_ERRORS):
+                        result.stopped_by = "error"
+                        result.error, result.exit_code = message, known.exit_code
+                        break
+                now = clock()
+                if now >= next_load:
+                    load()
+                    next_load = now + batch
+                next_poll += every
+                if next_poll < now:  # a poll took longer than the interval: skip, don't burst
+                    skipped = int((now - next_poll) // every) + 1
+                    logger.warning(
+                        "%s: poll took longer than --every; %d skipped", spec.name, skipped
+                    )
+                    next_poll += skipped * every
+                wait = next_poll - now if deadline is None else min(next_poll, deadline) - now
+                if wait > 0 and stop.wait(wait):
+                    break
+            if not result.stopped_by:
+                result.stopped_by = "signal" if stop.is_set() else "time"
+            load()
+    except Exception as exc:
+        known = solarsync_error_in(exc)
+        result.error = redact(str(known) if known else describe_failure(spec, exc))
+        result.exit_code = known.exit_code if known else 1
+        result.stopped_by = result.stopped_by or "error"
+        logger.error("%s failed: %s", spec.name, result.error)
+        logger.debug("%s failure details", spec.name, exc_info=True)
+    result.ok = result.error is None and result.failed_polls == 0 and result.polls > 0
+    if not result.ok and not result.exit_code:
+        result.exit_code = 1
+    result.duration_s = clock() - started
+    result.http = stats_for(spec.name).as_dict()
+    return result
