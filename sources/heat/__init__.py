@@ -1,0 +1,308 @@
+"""HEAT Cloud Public API source (dataset ``heat``): site and schedule snapshots.
+
+Each call of :func:`heat` is one snapshot, stamped ``snapshot_at`` (the instant its load
+package was created, which is also the scd2 validity boundary). ``GET /health`` is asked
+first; if it is down nothing is requested or loaded.
+
+Tables (key; write disposition):
+
+* ``sites``: current state per site: ``site_name``, ``is_online``, ``reported_at``,
+  ``last_seen_at`` (the last snapshot that listed it), plus any new site field as a nullable
+  column (``site_id``; merge).
+* ``site_status_history``: ``is_online``, ``reported_at`` of every site in every snapshot
+  (``site_id, snapshot_at``; merge, so a re-loaded package adds nothing twice).
+* ``schedule_entries``: one row version per (``site_id, asset, type, start_at``) with
+  ``end_at``, ``value`` and validity ``_dlt_valid_from`` / ``_dlt_valid_to`` (snapshot
+  instants; NULL = still active) (row hash; scd2). A changed entry retires its old version; a
+  cleared schedule (empty ``entries``, or no schedules at all) retires its rows; a site missing
+  from a snapshot keeps its rows untouched.
+* ``assets``: one row per (``site_id, asset_kind``) with rated limits, capacity and the latest
+  readings, ``last_seen_at`` (``site_id, asset_kind``; merge). A new asset kind is new rows.
+* ``asset_readings``: the readings (every asset field that is not its id, type, a
+  ``rated*`` limit or its capacity) per snapshot (``site_id, asset_kind, snapshot_at``; merge).
+
+No cursors: the API only shows what is true now; the history is what these tables keep.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import dlt
+import pendulum
+from dlt.common.configuration.inject import with_config
+from dlt.sources import DltResource
+
+from sources.common import ConfigurationError, stats_for
+from sources.heat.client import HeatClient
+from sources.heat.model import TypeWatch, asset_rows, schedule_rows, site_row, status_row
+from sources.heat.settings import (
+    API_KEY_ENV,
+    ASSET_COLUMNS,
+    DEFAULT_API_VERSION,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_HEALTH_TIMEOUT,
+    MAX_CONCURRENCY,
+    READING_COLUMNS,
+    SCHEDULE_COLUMNS,
+    SCHEDULE_MARKER_FILTER,
+    SCHEDULE_SCOPE,
+    SITE_COLUMNS,
+    SOURCE_NAME,
+    STATUS_COLUMNS,
+)
+
+logger = logging.getLogger("solarsync.heat")
+
+RESOURCE_NAMES = ("sites", "site_status_history", "schedule_entries", "assets", "asset_readings")
+_clients: dict[tuple[Any, ...], HeatClient] = {}  # one session per settings, per process
+
+
+@dlt.source(name=SOURCE_NAME, max_table_nesting=0)
+def heat(
+    base_url: str = dlt.config.value,
+    api_key: str = dlt.secrets.value,
+    api_version: str = DEFAULT_API_VERSION,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    max_attempts: int = 5,
+    request_timeout: float = 60.0,
+    backoff_factor: float = 1.0,
+    health_timeout: float = DEFAULT_HEALTH_TIMEOUT,
+) -> Sequence[DltResource]:
+    """One HEAT snapshot (see the module docstring for the tables).
+
+    Args:
+        base_url: the server root, e.g. ``https://heat.example.com`` (required: the API
+            reference names no host). A URL ending in ``/api/v1/public`` is accepted too.
+        api_key: ``agk_<id>.ags_<secret>`` (secret).
+        api_version: ``v1`` (default) or ``v0``.
+        concurrency: per-site detail calls in flight (1..32).
+        health_timeout: seconds ``/health`` may take before HEAT counts as unavailable.
+    """
+    client = get_client(
+        base_url,
+        api_key,
+        api_version=api_version,
+        max_attempts=max_attempts,
+        request_timeout=request_timeout,
+        backoff_factor=backoff_factor,
+        health_timeout=health_timeout,
+    )
+    if not 1 <= int(concurrency) <= MAX_CONCURRENCY:
+        raise ConfigurationError(
+            f"concurrency={concurrency} is out of range",
+            source=SOURCE_NAME,
+            hint=f"set sources.heat.concurrency to 1..{MAX_CONCURRENCY}",
+        )
+    client.use_stats(stats_for(SOURCE_NAME))
+    client.health()  # down: raise before anything is extracted
+    snapshot = Snapshot(client, int(concurrency))
+    return [
+        dlt.resource(
+            _generator(snapshot.site_rows),
+            name="sites",
+            write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+            primary_key="site_id",
+            columns=copy.deepcopy(SITE_COLUMNS),
+        ),
+        dlt.resource(
+            _generator(snapshot.status_rows),
+            name="site_status_history",
+            write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+            primary_key=["site_id", "snapshot_at"],
+            columns=copy.deepcopy(STATUS_COLUMNS),
+        ),
+        dlt.resource(
+            _generator(snapshot.schedule_rows),
+            name="schedule_entries",
+            write_disposition={
+                "disposition": "merge",
+                "strategy": "scd2",
+                # marker rows scope the merge to the sites of this snapshot, then drop out
+                "source_filter": SCHEDULE_MARKER_FILTER,
+                "destination_scope": SCHEDULE_SCOPE,
+            },
+            columns=copy.deepcopy(SCHEDULE_COLUMNS),
+        ),
+        dlt.resource(
+            _generator(snapshot.asset_rows),
+            name="assets",
+            write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+            primary_key=["site_id", "asset_kind"],
+            columns=copy.deepcopy(ASSET_COLUMNS),
+        ),
+        dlt.resource(
+            _generator(snapshot.reading_rows),
+            name="asset_readings",
+            write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+            primary_key=["site_id", "asset_kind", "snapshot_at"],
+            columns=copy.deepcopy(READING_COLUMNS),
+        ),
+    ]
+
+
+def _generator(method: Callable[[], Iterator[Any]]) -> Callable[[], Iterator[Any]]:
+    """A plain function for ``dlt.resource`` (it does not take bound methods)."""
+
+    def rows() -> Iterator[Any]:
+        yield from method()
+
+    return rows
+
+
+def get_client(
+    base_url: str,
+    api_key: str,
+    *,
+    api_version: str = DEFAULT_API_VERSION,
+    max_attempts: int = 5,
+    request_timeout: float = 60.0,
+    backoff_factor: float = 1.0,
+    health_timeout: float = DEFAULT_HEALTH_TIMEOUT,
+) -> HeatClient:
+    """The process's client for these settings (polls reuse its connections)."""
+    if not api_key or not str(api_key).strip():
+        raise ConfigurationError(
+            "api_key is empty",
+            source=SOURCE_NAME,
+            hint=f"set api_key under [sources.heat] in .dlt/secrets.toml or {API_KEY_ENV}",
+        )
+    if not base_url or not str(base_url).strip():
+        raise ConfigurationError(
+            "base_url is empty",
+            source=SOURCE_NAME,
+            hint="set sources.heat.base_url (SOURCES__HEAT__BASE_URL) to the server root",
+        )
+    api_key = str(api_key).strip()
+    fingerprint = hashlib.sha256(api_key.encode()).hexdigest()
+    settings = (base_url, fingerprint, api_version, max_attempts, request_timeout,
+                backoff_factor, health_timeout)  # fmt: skip
+    if settings not in _clients:
+        _clients[settings] = HeatClient(
+            api_key,
+            str(base_url),
+            api_version=api_version,
+            max_attempts=max_attempts,
+            timeout=request_timeout,
+            backoff_factor=backoff_factor,
+            health_timeout=health_timeout,
+        )
+    return _clients[settings]
+
+
+class Snapshot:
+    """What one call of the source saw: the site list and the site details, each read once
+    and shared by the tables, all stamped with one instant."""
+
+    def __init__(self, client: HeatClient, concurrency: int) -> None:
+        self.client = client
+        self.concurrency = concurrency
+        self._called_at = pendulum.now("UTC")
+        self._at: datetime | None = None
+        self._sites: list[dict[str, Any]] | None = None
+        self._details: list[tuple[str, dict[str, Any]]] | None = None
+        self._watch = TypeWatch(_known_columns)
+
+    @property
+    def at(self) -> datetime:
+        """``snapshot_at``: the creation instant of the load package being extracted, which
+        dlt also uses as the scd2 validity boundary of ``schedule_entries``."""
+        if self._at is None:
+            try:
+                package = dlt.current.load_package_state()
+            except Exception:  # outside an extraction (a bare iteration of a resource)
+                package = None
+            created = package["state"].get("created_at") if package else None
+            self._at = pendulum.instance(created).in_tz("UTC") if created else self._called_at
+        return self._at
+
+    def sites(self) -> list[dict[str, Any]]:
+        if self._sites is None:
+            unique: dict[str, dict[str, Any]] = {}
+            for site in self.client.sites():
+                if site["siteId"] in unique:
+                    logger.warning("heat: site %s is listed twice; the last one is kept",
+                                   site["siteId"])  # fmt: skip
+                unique[site["siteId"]] = site
+            self._sites = list(unique.values())
+            if not self._sites:
+                logger.warning("heat: the key's access group sees no sites")
+        return self._sites
+
+    def details(self) -> list[tuple[str, dict[str, Any]]]:
+        if self._details is None:
+            ids = [site["siteId"] for site in self.sites()]
+            self._details = list(self.client.site_details(ids, self.concurrency))
+        return self._details
+
+    # -- one generator per table ------------------------------------------------------------
+    def site_rows(self) -> Iterator[list[dict[str, Any]]]:
+        yield from self._emit("sites", [site_row(s, self.at) for s in self.sites()])
+
+    def status_rows(self) -> Iterator[list[dict[str, Any]]]:
+        rows = [status_row(s, self.at) for s in self.sites()]
+        yield from self._emit("site_status_history", rows)
+
+    def schedule_rows(self) -> Iterator[list[dict[str, Any]]]:
+        rows = [row for site in self.sites() for row in schedule_rows(site)]
+        yield from self._emit("schedule_entries", rows, markers=sum("asset" not in r for r in rows))
+
+    def asset_rows(self) -> Iterator[list[dict[str, Any]]]:
+        rows = [
+            r for sid, d in self.details() for r in asset_rows(sid, d.get("assets"), self.at)[0]
+        ]
+        yield from self._emit("assets", rows)
+
+    def reading_rows(self) -> Iterator[list[dict[str, Any]]]:
+        rows = [
+            r for sid, d in self.details() for r in asset_rows(sid, d.get("assets"), self.at)[1]
+        ]
+        yield from self._emit("asset_readings", rows)
+
+    def _emit(
+        self, table: str, rows: list[dict[str, Any]], markers: int = 0
+    ) -> Iterator[list[dict[str, Any]]]:
+        for row in rows:
+            self._watch.check(table, row)
+        changes = [c for c in self._watch.changes if c.startswith(table + ".")]
+        dlt.current.resource_state()["last_sync"] = {
+            "until": self.at.isoformat(),  # `solarsync status` shows it as the last sync
+            "rows": len(rows) - markers,
+            **({"type_changes": changes} if changes else {}),
+        }
+        logger.info("heat %s: %d rows in the snapshot of %s", table, len(rows) - markers, self.at)
+        if rows:
+            yield rows
+
+
+def _known_columns(table: str) -> dict[str, Any]:
+    """The table's columns as dlt knows them from earlier runs (and this run's hints)."""
+    schema = dlt.current.source_schema()
+    return schema.tables.get(table, {}).get("columns", {})
+
+
+@with_config(sections=("sources", SOURCE_NAME))
+def check(
+    base_url: str = dlt.config.value,
+    api_key: str = dlt.secrets.value,
+    api_version: str = DEFAULT_API_VERSION,
+) -> list[tuple[str, str]]:
+    """``/health``, the site list and one site's details, once each; loads nothing."""
+    client = get_client(base_url, api_key, api_version=api_version, max_attempts=2)
+    client.health()
+    found = [("/health", "operational")]
+    sites = client.sites()
+    found.append((f"/{client.sites_path}", f"{len(sites)} site(s) visible to the key"))
+    if sites:
+        detail = client.site(sites[0]["siteId"])
+        assets = (detail or {}).get("assets") or {}
+        found.append((f"/{client.sites_path}/{{siteId}}", f"reachable, {len(assets)} asset(s)"))
+    return found
+
+
+__all__ = ["RESOURCE_NAMES", "Snapshot", "check", "get_client", "heat"]

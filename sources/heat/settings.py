@@ -1,0 +1,97 @@
+"""HEAT constants: paths, versions, hints, column declarations. No logic here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+SOURCE_NAME = "heat"
+HEALTH_PATH = "health"  # under the base URL, no version, no auth
+SITES_PATH = "api/{version}/public/sites"  # the list; a site is SITES_PATH/<siteId>
+DEFAULT_API_VERSION = "v1"
+KNOWN_API_VERSIONS = ("v0", "v1")
+DEFAULT_CONCURRENCY = 4  # per-site detail calls in flight
+MAX_CONCURRENCY = 32
+DEFAULT_HEALTH_TIMEOUT = 10.0  # seconds; a slower /health counts as "unavailable"
+HEALTH_ATTEMPTS = 2
+
+API_KEY_ENV = "SOURCES__HEAT__API_KEY"
+# hints for what the user should do, by API error code or HTTP status
+ERROR_HINTS: dict[int | str, str] = {
+    401: "the API key was rejected (revoked or expired): create a new key in the access group "
+    f"and set {API_KEY_ENV} (or api_key under [sources.heat] in .dlt/secrets.toml)",
+    403: "the key's access group may not read this: check the group's permissions in HEAT",
+    404: "no such endpoint: check sources.heat.base_url (the server root, e.g. "
+    "https://host) and sources.heat.api_version (v1 or v0)",
+    "network": "check sources.heat.base_url and the network, then rerun (nothing was loaded)",
+    "malformed": "nothing from this run was loaded; rerun later, and report the API change if "
+    "it persists",
+}
+
+# --------------------------------------------------------------------------- columns
+#: units glued to the end of a camelCase word: ``activePowerkW`` -> ``active_power_kw``
+#: (dlt alone would make it ``active_powerk_w``)
+UNIT_SUFFIXES = ("kWh", "kW", "MWh", "MW", "Wh", "kVA", "kVAr", "Pcnt")
+#: API field -> column, where a plain snake_case conversion is not the name analysts expect
+RENAMED_FIELDS: dict[str, str] = {
+    "siteId": "site_id",
+    "siteName": "site_name",
+    "isOnline": "is_online",
+    "reportedAt": "reported_at",
+    "startAt": "start_at",
+    "endAt": "end_at",
+}
+#: fields of an asset that describe it rather than measure it: kept in ``assets`` only; every
+#: other field (known or new) is a reading and also lands in ``asset_readings``
+ASSET_STATIC_FIELDS = ("id", "type", "availableStorageCapacitykWh")
+ASSET_STATIC_PREFIXES = ("rated",)
+#: asset fields that become other columns (``type`` is the kind the API reports)
+ASSET_RENAMED_FIELDS = {"id": "asset_id", "type": "asset_type"}
+#: columns the source computes; an API field of the same name never overwrites them
+OWN_COLUMNS = ("site_id", "asset_kind", "snapshot_at", "last_seen_at")
+
+
+def _col(data_type: str, nullable: bool = True) -> dict[str, Any]:
+    return {"data_type": data_type, "nullable": nullable}  # a new dict: dlt edits hints in place
+
+
+SITE_COLUMNS: dict[str, dict[str, Any]] = {
+    "site_id": _col("text", False),
+    "site_name": _col("text"),
+    "is_online": _col("bool"),
+    "reported_at": _col("timestamp"),
+    "last_seen_at": _col("timestamp", False),
+}
+STATUS_COLUMNS: dict[str, dict[str, Any]] = {
+    "site_id": _col("text", False),
+    "snapshot_at": _col("timestamp", False),
+    "is_online": _col("bool"),
+    "reported_at": _col("timestamp"),
+}
+#: schedule rows: the key columns stay nullable because each site present in a snapshot also
+#: sends one marker row (all NULL but site_id) that scopes the scd2 merge to that site
+SCHEDULE_COLUMNS: dict[str, dict[str, Any]] = {
+    "site_id": _col("text", False),
+    "asset": _col("text"),
+    "type": _col("text"),
+    "start_at": _col("timestamp"),
+    "end_at": _col("timestamp"),
+    "value": _col("double"),
+}
+ASSET_COLUMNS: dict[str, dict[str, Any]] = {
+    "site_id": _col("text", False),
+    "asset_kind": _col("text", False),
+    "asset_id": _col("text"),
+    "asset_type": _col("text"),
+    "last_seen_at": _col("timestamp", False),
+}
+READING_COLUMNS: dict[str, dict[str, Any]] = {
+    "site_id": _col("text", False),
+    "asset_kind": _col("text", False),
+    "snapshot_at": _col("timestamp", False),
+}
+
+#: scd2 on schedule_entries: a row version is (site, asset, type, start, end, value, extras);
+#: only sites with a marker row in the load can have rows retired, so a site missing from a
+#: snapshot keeps its schedule, and a site present with no entries has them all retired
+SCHEDULE_MARKER_FILTER = "asset IS NOT NULL"
+SCHEDULE_SCOPE = "{table}.site_id IN (SELECT site_id FROM {staging_table})"
