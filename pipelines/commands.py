@@ -155,6 +155,8 @@ def print_summary(results: Sequence[SourceResult], warehouse: Path) -> None:
             out(f"    completed {result.resumed_packages} package(s) left by an interrupted run")
         if result.error:
             out(f"    error: {result.error}")
+        for warning in result.warnings:
+            out(f"    warning: {warning}")
         if result.views:
             out(f"    views: {', '.join(result.views)}")
         tables = sorted(set(result.rows) | set(result.changes))

@@ -124,6 +124,8 @@ class SourceResult:
     resumed_packages: int = 0
     load_ids: list[str] = field(default_factory=list)
     views: list[str] = field(default_factory=list)
+    #: what an analyst should know about the load (e.g. a field that changed type)
+    warnings: list[str] = field(default_factory=list)
 
 
 def run_source(
@@ -157,6 +159,7 @@ def run_source(
                     if not table.startswith("_dlt")
                 }
             result.changes = _last_sync_changes(pipeline, resources or spec.resources)
+            result.warnings = _last_sync_warnings(pipeline, resources or spec.resources)
             result.views = apply_views(warehouse, spec.name)
             result.ok = True
     except Exception as exc:  # one failing source must not stop the others
@@ -199,6 +202,17 @@ def _last_sync_changes(
             last = res_state.get("last_sync") if isinstance(res_state, dict) else None
             if name in resources and isinstance(last, dict):
                 out[name] = {k: v for k, v in last.items() if isinstance(v, int)}
+    return out
+
+
+def _last_sync_warnings(pipeline: dlt.Pipeline, resources: Sequence[str]) -> list[str]:
+    """``last_sync.type_changes`` of each resource: fields whose type changed in this load."""
+    out: list[str] = []
+    for source_state in pipeline.state.get("sources", {}).values():
+        for name, res_state in (source_state.get("resources") or {}).items():
+            last = res_state.get("last_sync") if isinstance(res_state, dict) else None
+            if name in resources and isinstance(last, dict):
+                out.extend(f"type change: {c}" for c in last.get("type_changes") or ())
     return out
 
 
