@@ -1,10 +1,12 @@
 """``solarsync poll``: take a snapshot every N seconds, load in batches.
 
-Each poll calls the source function once and ``pipeline.extract()``s it into its own load
-package (state included), so a poll is either wholly extracted or not at all. Every ``batch``
-seconds, at the end, and when SIGTERM/Ctrl-C arrives, the extracted packages are normalized and
-loaded. A process killed between loads leaves extracted packages behind; the next ``run`` or
-``poll`` of the source loads them first (``runner._finish_pending``), so no poll is lost.
+Each poll calls the source function once, ``pipeline.extract()``s it into its own load
+package (state included), so a poll is either wholly extracted or not at all, and normalizes
+it at once (normalizing several packages extracted under different schema versions makes dlt
+warn and use the newest schema). Every ``batch`` seconds, at the end, and when SIGTERM/Ctrl-C
+arrives, the normalized packages are loaded. A process killed between loads leaves packages
+behind; the next ``run`` or ``poll`` of the source loads them first
+(``runner._finish_pending``), so no poll is lost but the one in flight.
 
 The first poll extracts every table of the source; later polls only the registry's
 ``poll_resources`` (e.g. SolarAssistant's metrics, not its user and site lists).
@@ -123,16 +125,10 @@ def poll_source(
                 nonlocal pending
                 if not pending:
                     return
-                pipeline.normalize()
                 info = pipeline.load()
                 info.raise_on_failed_jobs()
                 result.batches += 1
                 result.load_ids.extend(info.loads_ids)
-                trace = pipeline.last_trace
-                normalized = trace.last_normalize_info if trace else None
-                for table, count in (normalized.row_counts if normalized else {}).items():
-                    if not table.startswith("_dlt"):
-                        result.rows[table] = result.rows.get(table, 0) + count
                 pending = 0
                 result.views = apply_views(warehouse, spec.name)
                 if on_batch:
@@ -145,7 +141,11 @@ def poll_source(
                 result.polls += 1
                 try:
                     pipeline.extract(source, loader_file_format=LOADER_FILE_FORMAT)
+                    normalized = pipeline.normalize()
                     pending += 1
+                    for table, count in normalized.row_counts.items():
+                        if not table.startswith("_dlt"):
+                            result.rows[table] = result.rows.get(table, 0) + count
                 except Exception as exc:
                     known = solarsync_error_in(exc)
                     message = redact(str(known) if known else describe_failure(spec, exc))
