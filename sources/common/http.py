@@ -128,7 +128,12 @@ class ApiClient:
         max_rate_limit_waits: int = 30,
         max_connections: int = 10,
         verify: bool | str = True,
+        adapter: HTTPAdapter | None = None,
+        retry_statuses: Sequence[int] = RETRY_STATUS,
     ) -> None:
+        """``adapter``: mounted for ``https://`` instead of the default pool (e.g. a
+        certificate-pinning adapter, ``sources.common.tls``); ``retry_statuses``: the statuses
+        retried (default 429 and every 5xx)."""
         if not base_url:
             raise ValueError(f"{source}: base_url is empty")
         for secret in secrets:
@@ -151,6 +156,8 @@ class ApiClient:
             max_rate_limit_waits=max_rate_limit_waits,
             max_connections=max_connections,
             verify=verify,
+            adapter=adapter,
+            retry_statuses=retry_statuses,
         )
         self.rest = RESTClient(
             base_url=self.base_url,
@@ -214,16 +221,18 @@ class ApiClient:
         max_rate_limit_waits: int,
         max_connections: int,
         verify: bool | str,
+        adapter: HTTPAdapter | None = None,
+        retry_statuses: Sequence[int] = RETRY_STATUS,
     ) -> Session:
         session = Session(timeout=timeout, raise_for_status=False)
-        adapter = HTTPAdapter(pool_connections=max_connections, pool_maxsize=max_connections)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
+        plain = HTTPAdapter(pool_connections=max_connections, pool_maxsize=max_connections)
+        session.mount("http://", plain)
+        session.mount("https://", adapter or plain)
         session.verify = verify
         retrying = Retrying(
             wait=WaitForReset(multiplier=backoff_factor, max=max_retry_delay),
             retry=retry_any(
-                retry_if_status(RETRY_STATUS),
+                retry_if_status(list(retry_statuses)),
                 retry_if_exception_type(DEFAULT_RETRY_EXCEPTIONS),
                 retry_if_predicate(self._is_malformed),
             ),

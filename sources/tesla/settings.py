@@ -1,0 +1,68 @@
+"""Tesla gateway constants: endpoints, tables, login and back-off defaults. No logic here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SOURCE_NAME = "tesla"
+LOGIN_PATH = "/api/login/Basic"
+LOGIN_USERNAME = "customer"  # the local API's only non-installer user
+AUTH_COOKIES = ("AuthCookie", "UserRecord")
+DEFAULT_PORT = 443
+
+#: a login answered 429 blocks further logins (this process and later runs) for this long;
+#: the gateway's own lock-out lasts minutes to hours, hammering it only prolongs it
+DEFAULT_LOGIN_BACKOFF_SECONDS = 900
+#: an endpoint refused (401/403) to a fresh session while others answer is skipped this long
+#: by every run, so newer firmware that restricts it does not cost a login per run
+REFUSED_RETRY_SECONDS = 6 * 3600
+DEFAULT_MAX_ATTEMPTS = 3  # per data request: 1 try + 2 retries (5xx other than 502, network)
+DEFAULT_BACKOFF_FACTOR = 0.5
+DEFAULT_TIMEOUT = 10.0
+#: HTTP statuses retried by the shared client. 502 is not: it is how a gateway whose site
+#: controller is stopped answers, and it lasts until someone starts the system again
+RETRY_STATUSES = (429, 500, 503, 504)
+
+#: gateway_state values (gateway_status.gateway_state)
+STATE_OK = "ok"
+STATE_STOPPED = "stopped"  # site controller stopped: aggregates/soe/grid_status answer 502
+STATE_UNREACHABLE = "unreachable"
+STATE_FAILED = "failed"  # auth, certificate, login back-off: needs the user (see error)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One GET endpoint of the gateway and the table its rows land in."""
+
+    key: str  # name used in logs and in the snapshot
+    path: str
+    #: answers 502 with an empty body while the site controller is stopped
+    stoppable: bool = False
+
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("status", "/api/status"),
+    Endpoint("sitemaster", "/api/sitemaster"),
+    Endpoint("aggregates", "/api/meters/aggregates", stoppable=True),
+    Endpoint("soe", "/api/system_status/soe", stoppable=True),
+    Endpoint("grid_status", "/api/system_status/grid_status", stoppable=True),
+    Endpoint("site_info", "/api/site_info"),
+    Endpoint("powerwalls", "/api/powerwalls"),
+    Endpoint("grid_faults", "/api/system_status/grid_faults"),
+)
+
+TABLES = (
+    "meter_readings",
+    "battery_soe",
+    "grid_status",
+    "site_info",
+    "gateway_status",
+    "powerwalls",
+    "grid_faults",
+    "sitemaster",
+)
+
+CONFIG_HINT = (
+    "set SOURCES__TESLA__HOST and SOURCES__TESLA__PASSWORD (one gateway), or "
+    "[[sources.tesla.gateways]] tables with name, host, password in .dlt/secrets.toml"
+)
