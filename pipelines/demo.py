@@ -1,8 +1,10 @@
-"""``solarsync demo``: the sandbox SolarKnock API on loopback -> ``warehouse/demo.duckdb``.
+"""``solarsync demo``: the four sandbox APIs on loopback -> ``warehouse/demo.duckdb``.
 
-Full sync, a round of changes on the "server" (updates, new rows, soft deletes), an
-incremental sync that picks up exactly those, and an example analyst query. The demo keeps its
-own warehouse file and dlt state, so it never touches a real sync's checkpoint.
+SolarKnock: full sync, a round of changes on the "server" (updates, new rows, soft deletes),
+an incremental sync that picks up exactly those, and an example analyst query. Then one short
+act per other source: HEAT snapshots around a schedule change, a SolarAssistant metrics poll
+with an offline site, and Tesla gateway runs that reuse one login. The demo keeps its own
+warehouse file, dlt state and certificates, so it never touches a real sync's checkpoint.
 """
 
 from __future__ import annotations
@@ -32,6 +34,17 @@ LIMIT 5
 def out(text: str = "") -> None:
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
+
+
+def show(con, sql: str, indent: str = "   ") -> None:
+    """Print a query's result as an aligned text table."""
+    cur = con.execute(sql)
+    header = [d[0] for d in cur.description]
+    cells = [[" ".join(str(v).split()) for v in row] for row in cur.fetchall()]
+    widths = [max(len(v) for v in [h, *[r[i] for r in cells]]) for i, h in enumerate(header)]
+    out(indent + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    for row in cells:
+        out(indent + "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
 
 
 def run_demo(workdir: Path, warehouse: str | None = None) -> int:
@@ -85,16 +98,15 @@ def run_demo(workdir: Path, warehouse: str | None = None) -> int:
         out("   example analyst query (top reps by knocks, from the analytics views):")
         for line in QUERY.strip().splitlines():
             out("     " + line)
-        cur = con.execute(QUERY)
-        header = [d[0] for d in cur.description]
-        rows = cur.fetchall()
+        show(con, QUERY)
     finally:
         con.close()
-    cells = [[" ".join(str(v).split()) for v in row] for row in rows]  # names may hold newlines
-    widths = [max(len(v) for v in [h, *[r[i] for r in cells]]) for i, h in enumerate(header)]
-    out("   " + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
-    for row in cells:
-        out("   " + "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+
+    from pipelines.demo_more import heat_act, solarassistant_act, tesla_act
+
+    for act in (heat_act, solarassistant_act, tesla_act):
+        if act(db, state_dir) != 0:
+            return 1
     out(f"\ndemo finished in {time.monotonic() - started:.0f}s. Open {db} in DBeaver/Metabase,")
     out(
         f"or: .venv/bin/python -c \"import duckdb; duckdb.sql('from analytics.leads limit 5', connection=duckdb.connect('{db}')).show()\""

@@ -2,6 +2,9 @@
 
     python -m sandbox solarknock --port 8765 --api-key sk_DEMO --knocks 1000 --leads 300 \
         [--rate-limit 60 --burst 120]
+    python -m sandbox heat --help               # HEAT Cloud API (python -m sandbox.heat)
+    python -m sandbox solarassistant --help     # cloud API + HTTPS proxy
+    python -m sandbox tesla --help              # HTTPS Powerwall gateway
 
 Drive it from another process through ``/__admin`` (truth, stats, mutations, faults).
 """
@@ -64,9 +67,21 @@ def _solarknock(args: argparse.Namespace) -> int:
     return 0
 
 
+OTHER_APIS = ("heat", "solarassistant", "tesla")  # each has its own sandbox.<api>.__main__
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in OTHER_APIS:
+        import importlib
+
+        module = importlib.import_module(f"sandbox.{argv[0]}.__main__")
+        sys.argv = [f"python -m sandbox {argv[0]}", *argv[1:]]
+        return module.main() or 0
     parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="api", required=True)
+    for name in OTHER_APIS:
+        sub.add_parser(name, help=f"see python -m sandbox {name} --help")
     sk = sub.add_parser("solarknock", help="SolarKnock Reporting API")
     sk.add_argument("--host", default="127.0.0.1")
     sk.add_argument("--port", type=int, default=8765)
