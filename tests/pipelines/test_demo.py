@@ -1,0 +1,44 @@
+"""``make demo`` runs ``solarsync demo``: it must work end to end on loopback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import os
+
+import duckdb
+import pytest
+
+from pipelines import cli
+
+
+@pytest.fixture(autouse=True)
+def restore_environment():
+    """The demo points the sources at its sandboxes through os.environ: undo that."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_demo_syncs_all_four_sandboxes(tmp_path: Path, capsys) -> None:
+    code = cli.main(["demo", "--warehouse-dir", str(tmp_path / "wh")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    for source in ("solarknock", "heat", "solarassistant", "tesla"):
+        assert f"  {source}: ok" in out, out
+    assert "logins: 1 for 4 runs" in out
+    assert "changed" in out and "removed" in out  # the HEAT schedule history shows both
+    con = duckdb.connect(str(tmp_path / "wh" / "demo.duckdb"), read_only=True)
+    try:
+        schemas = {
+            r[0]
+            for r in con.execute("select schema_name from information_schema.schemata").fetchall()
+        }
+        assert {"solarknock", "heat", "solarassistant", "tesla", "analytics"} <= schemas
+        (offline,) = con.execute(
+            "select count(*) from analytics.solarassistant_site_status where last_status = 'offline'"
+        ).fetchone()
+        assert offline == 1
+    finally:
+        con.close()
