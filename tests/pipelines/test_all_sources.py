@@ -1,0 +1,93 @@
+"""``solarsync run`` with every source configured: each runs, one broken source fails alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines import cli
+from tests.conftest import SK_KEY
+
+
+@pytest.fixture
+def four_sandboxes(sk_sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from sandbox.heat import HeatSandbox
+    from sandbox.solarassistant import SolarAssistantSandbox
+    from sandbox.tesla import TeslaGatewaySandbox
+    from sources.solarassistant import reset_caches
+    from sources.tesla import reset_clients
+
+    heat_key, sa_token, tesla_password = "agk_all.ags_ALLSECRET", "sa_ALLTOKEN", "All-Tesla-PW"
+    with (
+        HeatSandbox(seed=1, api_key=heat_key, sites=2) as heat,
+        SolarAssistantSandbox(
+            seed=1, api_token=sa_token, sites=2, org_users=3, cert_dir=str(tmp_path / "sa")
+        ) as sa,
+    ):
+        gateway = TeslaGatewaySandbox(tmp_path / "gw", password=tesla_password).start()
+        env = {
+            "SOURCES__HEAT__BASE_URL": heat.base_url,
+            "SOURCES__HEAT__API_KEY": heat_key,
+            "SOURCES__SOLARASSISTANT__BASE_URL": sa.base_url,
+            "SOURCES__SOLARASSISTANT__API_TOKEN": sa_token,
+            "REQUESTS_CA_BUNDLE": sa.ca_bundle,
+            "SOURCES__TESLA__HOST": gateway.host,
+            "SOURCES__TESLA__PASSWORD": tesla_password,
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        reset_caches()
+        reset_clients()
+        try:
+            yield {"heat": heat, "solarassistant": sa, "tesla": gateway}
+        finally:
+            gateway.stop()
+            reset_caches()
+            reset_clients()
+
+
+def schemas(warehouse: Path) -> set[str]:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return {
+            row[0]
+            for row in con.execute(
+                "select distinct table_schema from information_schema.tables"
+            ).fetchall()
+        }
+    finally:
+        con.close()
+
+
+def test_run_without_arguments_syncs_every_configured_source(
+    four_sandboxes, isolated_dlt: Path, capsys
+) -> None:
+    assert cli.main(["run"]) == 0, capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "solarsync: 4 source(s)" in out
+    for source in ("solarknock", "heat", "solarassistant", "tesla"):
+        assert f"  {source}: ok" in out
+    assert {"solarknock", "heat", "solarassistant", "tesla"} <= schemas(
+        isolated_dlt / "warehouse.duckdb"
+    )
+    assert cli.main(["status"]) == 0
+    status = capsys.readouterr().out
+    for source in ("solarknock", "heat", "solarassistant", "tesla"):
+        assert f"{source}: last successful load 20" in status, status
+
+
+def test_one_broken_source_does_not_stop_the_others(
+    four_sandboxes, isolated_dlt: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setenv("SOURCES__SOLARASSISTANT__API_TOKEN", "sa_REVOKED")
+    code = cli.main(["run"])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "  solarassistant: FAILED" in out
+    for source in ("solarknock", "heat", "tesla"):
+        assert f"  {source}: ok" in out
+    found = schemas(isolated_dlt / "warehouse.duckdb")
+    assert {"solarknock", "heat", "tesla"} <= found and "solarassistant" not in found
+    assert SK_KEY not in out and "sa_REVOKED" not in out
