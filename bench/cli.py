@@ -426,7 +426,19 @@ def scenario_rate_limit(bench: Bench, results: dict[str, Any]) -> None:
         )
 
 
-SCENARIOS = {"1": scenario_backfill, "2": scenario_memory, "3": scenario_rate_limit}
+def scenario_fanout(bench: Bench, results: dict[str, Any]) -> None:
+    """4: per-site calls of HEAT and SolarAssistant, serial vs bounded concurrency."""
+    from bench.fanout import scenario_fanout as run
+
+    run(bench, results)
+
+
+SCENARIOS = {
+    "1": scenario_backfill,
+    "2": scenario_memory,
+    "3": scenario_rate_limit,
+    "4": scenario_fanout,
+}
 
 
 def meta(full: bool) -> dict[str, Any]:
@@ -469,7 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--quick", action="store_true", help="the default (about 6 minutes)")
     parser.add_argument(
         "--only", action="append", choices=sorted(SCENARIOS), help="run only these groups "
-        "(1 = backfill, profile, no-op, incremental; 2 = memory; 3 = rate limit)",
+        "(1 = backfill, profile, no-op, incremental; 2 = memory; 3 = rate limit; "
+        "4 = per-site fan-out of HEAT and SolarAssistant)",
     )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the temp dirs (logs, DBs)")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")

@@ -171,6 +171,10 @@ def render(results: dict[str, Any]) -> str:
     if s4 or s5:
         lines.append("")
 
+    from bench.fanout import render_fanout
+
+    lines += render_fanout(results)
+
     p = results.get("profile")
     if p:
         if p.get("error"):
