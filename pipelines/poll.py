@@ -9,7 +9,9 @@ behind; the next ``run`` or ``poll`` of the source loads them first
 (``runner._finish_pending``), so no poll is lost but the one in flight.
 
 The first poll extracts every table of the source; later polls only the registry's
-``poll_resources`` (e.g. SolarAssistant's metrics, not its user and site lists).
+``poll_resources`` (e.g. SolarAssistant's metrics, not its user and site lists). A failed
+poll is logged and the loop goes on, polling less often while failures repeat (doubling up to
+5 minutes); a rejected credential or a configuration error stops it.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ logger = logging.getLogger("solarsync")
 
 #: errors after which another poll cannot succeed: stop instead of hammering the API
 FATAL_ERRORS = (AuthenticationError, ConfigurationError)
+#: consecutive failed polls back off: the k-th waits every * 2**(k-1), at most this long
+MAX_FAILURE_BACKOFF_S = 300.0
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?", re.I)
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -119,7 +123,7 @@ def poll_source(
             result.resumed_packages = _finish_pending(pipeline)
             begin = clock()  # --for counts from the first poll, not from the catch-up load
             deadline = None if duration is None else begin + duration
-            next_poll, next_load, pending = begin, begin + batch, 0
+            next_poll, next_load, pending, failing = begin, begin + batch, 0, 0
 
             def load() -> None:
                 nonlocal pending
@@ -143,6 +147,7 @@ def poll_source(
                     pipeline.extract(source, loader_file_format=LOADER_FILE_FORMAT)
                     normalized = pipeline.normalize()
                     pending += 1
+                    failing = 0
                     for table, count in normalized.row_counts.items():
                         if not table.startswith("_dlt"):
                             result.rows[table] = result.rows.get(table, 0) + count
@@ -150,6 +155,7 @@ def poll_source(
                     known = solarsync_error_in(exc)
                     message = redact(str(known) if known else describe_failure(spec, exc))
                     result.failed_polls += 1
+                    failing += 1
                     result.poll_errors.append(message)
                     logger.error("%s: poll %d failed: %s", spec.name, result.polls, message)
                     logger.debug("%s poll failure details", spec.name, exc_info=True)
@@ -162,6 +168,15 @@ def poll_source(
                     load()
                     next_load = now + batch
                 next_poll += every
+                if failing > 1:  # the API keeps failing: poll it less often until it answers
+                    pause = min(every * 2 ** (failing - 1), max(every, MAX_FAILURE_BACKOFF_S))
+                    logger.warning(
+                        "%s: %d polls in a row failed; next poll in %.0fs",
+                        spec.name,
+                        failing,
+                        pause,
+                    )
+                    next_poll = max(next_poll, now + pause)
                 if next_poll < now:  # a poll took longer than the interval: skip, don't burst
                     skipped = int((now - next_poll) // every) + 1
                     logger.warning(

@@ -97,7 +97,7 @@ def test_failed_poll_is_skipped_and_reported(
     fake: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:
     monkeypatch.setenv("FAKE_POLL_FAIL", "2:api")
-    code = cli.main(["poll", "fakepoll", "--every", "0.02s", "--for", "0.2s", "--batch", "1h"])
+    code = cli.main(["poll", "fakepoll", "--every", "0.02s", "--for", "2s", "--batch", "1h"])
     out = capsys.readouterr().out
     assert code == 1, out  # a poll failed: say so through the exit code
     assert "1 failed" in out and "/readings" in out
@@ -161,3 +161,13 @@ def test_kill_between_loads_loses_no_poll(fake: Path, tmp_path: Path, capsys) ->
     # every poll extracted before the kill landed; at most the one in flight was lost
     assert set(before) - set(rows) <= {before[-1]}
     assert set(polled(fake)[len(before) :]) <= set(rows)
+
+
+def test_repeated_failures_back_off(fake: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    """A source that keeps failing is polled less and less often, not every --every."""
+    monkeypatch.setenv("FAKE_POLL_FAIL", ",".join(f"{n}:api" for n in range(1, 100)))
+    code = cli.main(["poll", "fakepoll", "--every", "0.05s", "--for", "1.2s", "--batch", "1h"])
+    assert code == 1
+    # without back-off: ~24 polls in 1.2 s; with it the waits are 0.05, 0.1, 0.2, 0.4, 0.8 s
+    assert len(polled(fake)) <= 7, polled(fake)
+    assert "polls in a row failed; next poll in" in capsys.readouterr().err
