@@ -1,17 +1,16 @@
 """``solarsync poll``: take a snapshot every N seconds, load in batches.
 
-Each poll calls the source function once, ``pipeline.extract()``s it into its own load
-package (state included), so a poll is either wholly extracted or not at all, and normalizes
-it at once (normalizing several packages extracted under different schema versions makes dlt
-warn and use the newest schema). Every ``batch`` seconds, at the end, and when SIGTERM/Ctrl-C
-arrives, the normalized packages are loaded. A process killed between loads leaves packages
-behind; the next ``run`` or ``poll`` of the source loads them first
-(``runner._finish_pending``), so no poll is lost but the one in flight.
+The first poll calls the source function and extracts every table (state included), like
+``run``. Later polls call it again for the registry's ``poll_resources`` only (e.g.
+SolarAssistant's metrics, not its user and site lists), evaluate them without dlt and write
+their rows to the poll journal (``pipelines.journal``: one fsynced file per poll). Every
+``batch`` seconds, at the end of ``--for``, and on SIGTERM/Ctrl-C, the journal is extracted as
+ONE load package, normalized and loaded. A ``kill -9`` loses at most the poll in flight: the
+next ``poll`` or ``run`` of the source extracts the journal and loads what is pending first.
+Resources polled this way must not use dlt state (they run outside a pipeline).
 
-The first poll extracts every table of the source; later polls only the registry's
-``poll_resources`` (e.g. SolarAssistant's metrics, not its user and site lists). A failed
-poll is logged and the loop goes on, polling less often while failures repeat (doubling up to
-5 minutes); a rejected credential or a configuration error stops it.
+A failed poll is logged and the loop goes on, polling less often while failures repeat
+(doubling up to 5 minutes); a rejected credential or a configuration error stops it.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipelines.journal import PollJournal, fetch, resource_hints
 from pipelines.registry import SourceSpec
 from pipelines.runner import (
     LOADER_FILE_FORMAT,
@@ -76,6 +76,7 @@ class PollResult(SourceResult):
     batches: int = 0
     stopped_by: str = ""  # "time" | "signal" | "error"
     poll_errors: list[str] = field(default_factory=list)
+    load_errors: list[str] = field(default_factory=list)  # batches retried with the next
 
 
 @contextlib.contextmanager
@@ -123,34 +124,67 @@ def poll_source(
             result.resumed_packages = _finish_pending(pipeline)
             begin = clock()  # --for counts from the first poll, not from the catch-up load
             deadline = None if duration is None else begin + duration
-            next_poll, next_load, pending, failing = begin, begin + batch, 0, 0
+            next_poll, next_load, failing = begin, begin + batch, 0
+            journal = PollJournal(pipeline, spec.name)
+            hints: dict[str, dict] = {}
 
             def load() -> None:
-                nonlocal pending
-                if not pending:
+                if hints and journal.extract(hints, loader_file_format=LOADER_FILE_FORMAT):
+                    for table, count in pipeline.normalize().row_counts.items():
+                        if not table.startswith("_dlt"):
+                            result.rows[table] = result.rows.get(table, 0) + count
+                if not pipeline.list_normalized_load_packages():
                     return
                 info = pipeline.load()
                 info.raise_on_failed_jobs()
                 result.batches += 1
                 result.load_ids.extend(info.loads_ids)
-                pending = 0
                 result.views = apply_views(warehouse, spec.name)
                 if on_batch:
                     on_batch(result)
 
+            loader: threading.Thread | None = None
+
+            def load_in_background() -> None:
+                """Polls go on while a batch loads (polls only write the journal)."""
+                nonlocal loader
+                if loader is not None and loader.is_alive():
+                    return  # the previous batch is still loading: this one joins the next
+
+                def work() -> None:
+                    try:
+                        load()
+                    except Exception as exc:
+                        known = solarsync_error_in(exc)
+                        message = redact(str(known) if known else describe_failure(spec, exc))
+                        result.load_errors.append(message)
+                        logger.error(
+                            "%s: loading a batch failed; its polls are kept and loaded with "
+                            "the next batch: %s",
+                            spec.name,
+                            message,
+                        )
+
+                loader = threading.Thread(target=work, name=f"{spec.name}-load")
+                loader.start()
+
             while not stop.is_set() and (deadline is None or clock() < deadline):
-                source = spec.factory()()
-                if result.polls and spec.poll_resources:
-                    source = source.with_resources(*spec.poll_resources)
                 result.polls += 1
                 try:
-                    pipeline.extract(source, loader_file_format=LOADER_FILE_FORMAT)
-                    normalized = pipeline.normalize()
-                    pending += 1
+                    source = spec.factory()()
+                    if not hints:  # the first poll: every table, through dlt, with state
+                        if loader is not None:
+                            loader.join()  # one thread at a time touches the pipeline
+                        pipeline.extract(source, loader_file_format=LOADER_FILE_FORMAT)
+                        hints = resource_hints(source)
+                        for table, count in pipeline.normalize().row_counts.items():
+                            if not table.startswith("_dlt"):
+                                result.rows[table] = result.rows.get(table, 0) + count
+                    else:
+                        if spec.poll_resources:
+                            source = source.with_resources(*spec.poll_resources)
+                        journal.add(fetch(source))
                     failing = 0
-                    for table, count in normalized.row_counts.items():
-                        if not table.startswith("_dlt"):
-                            result.rows[table] = result.rows.get(table, 0) + count
                 except Exception as exc:
                     known = solarsync_error_in(exc)
                     message = redact(str(known) if known else describe_failure(spec, exc))
@@ -165,7 +199,7 @@ def poll_source(
                         break
                 now = clock()
                 if now >= next_load:
-                    load()
+                    load_in_background()
                     next_load = now + batch
                 next_poll += every
                 if failing > 1:  # the API keeps failing: poll it less often until it answers
@@ -188,7 +222,9 @@ def poll_source(
                     break
             if not result.stopped_by:
                 result.stopped_by = "signal" if stop.is_set() else "time"
-            load()
+            if loader is not None:
+                loader.join()
+            load()  # everything polled, in the foreground: a failure here is the run's
     except Exception as exc:
         known = solarsync_error_in(exc)
         result.error = redact(str(known) if known else describe_failure(spec, exc))

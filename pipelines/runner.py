@@ -145,6 +145,7 @@ def run_source(
             pipeline = make_pipeline(spec.name, warehouse, progress)
             result.resumed_packages = _finish_pending(pipeline)
             source = spec.factory()(**(source_kwargs or {}))
+            result.resumed_packages += _finish_poll_journal(pipeline, spec, source)
             if resources:
                 source = source.with_resources(*resources)
             info = pipeline.run(source, loader_file_format=LOADER_FILE_FORMAT)
@@ -190,6 +191,21 @@ def _finish_pending(pipeline: dlt.Pipeline) -> int:
     if pipeline.list_normalized_load_packages():
         pipeline.load().raise_on_failed_jobs()
     return pending
+
+
+def _finish_poll_journal(pipeline: dlt.Pipeline, spec: SourceSpec, source: Any) -> int:
+    """Load the polls a killed ``solarsync poll`` journaled but did not extract."""
+    if not spec.pollable:
+        return 0
+    from pipelines.journal import PollJournal, resource_hints
+
+    polls = PollJournal(pipeline, spec.name).extract(
+        resource_hints(source), loader_file_format=LOADER_FILE_FORMAT
+    )
+    if not polls:
+        return 0
+    logger.warning("%s: loading %d poll(s) left by an interrupted poll", spec.name, polls)
+    return _finish_pending(pipeline)
 
 
 def _last_sync_changes(
