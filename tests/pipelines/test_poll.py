@@ -171,3 +171,31 @@ def test_repeated_failures_back_off(fake: Path, tmp_path: Path, monkeypatch, cap
     # without back-off: ~24 polls in 1.2 s; with it the waits are 0.05, 0.1, 0.2, 0.4, 0.8 s
     assert len(polled(fake)) <= 7, polled(fake)
     assert "polls in a row failed; next poll in" in capsys.readouterr().err
+
+
+def test_polls_go_on_while_a_batch_loads(fake: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    import threading
+
+    import dlt
+
+    original = dlt.Pipeline.load
+    during: list[tuple[int, int]] = []
+    released = threading.Event()
+
+    def slow_load(self, *args, **kwargs):
+        if not during:  # the first batch: hold the load until two more polls were taken
+            before = len(polled(fake))
+            deadline = time.monotonic() + 30
+            while len(polled(fake)) < before + 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            during.append((before, len(polled(fake))))
+            released.set()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(dlt.Pipeline, "load", slow_load)
+    code = cli.main(["poll", "fakepoll", "--every", "0.02s", "--for", "1.5s", "--batch", "0.1s"])
+    assert code == 0, capsys.readouterr().out
+    assert released.is_set()
+    before, after = during[0]
+    assert after >= before + 2  # polls were taken while the batch was loading
+    assert loaded(tmp_path) == polled(fake)  # and every one of them landed
