@@ -51,6 +51,7 @@ class HeatSandbox:
             "hide_site",
             "show_site",
             "vanish_on_detail",
+            "list_without_schedules",
             "add_site",
             "add_asset",
             "set_asset_field",
@@ -82,6 +83,7 @@ class HeatSandbox:
         self._sites: dict[str, dict[str, Any]] = {s["siteId"]: s for s in self._gen.sites(sites)}
         self._hidden: set[str] = set()
         self._vanished: set[str] = set()
+        self._unscheduled: set[str] = set()  # listed without their schedules
         self.health_status: int | str = 204  # or 503, or "timeout"
         self.health_delay = 0.0  # seconds /health stalls when health_status == "timeout"
         self.revoked = False
@@ -145,10 +147,15 @@ class HeatSandbox:
             return list(self._sites)
 
     def listed(self) -> list[dict[str, Any]]:
-        """``GET .../sites``: the visible sites without their assets."""
+        """``GET .../sites``: the visible sites without their assets (and without their
+        schedules for sites set by :meth:`list_without_schedules`)."""
         with self._lock:
             return [
-                {k: copy.deepcopy(v) for k, v in s.items() if k != "assets"}
+                {
+                    k: copy.deepcopy(v)
+                    for k, v in s.items()
+                    if k != "assets" and not (k == "schedules" and sid in self._unscheduled)
+                }
                 for sid, s in self._sites.items()
                 if sid not in self._hidden
             ]
@@ -212,6 +219,12 @@ class HeatSandbox:
         with self._lock:
             self._site(site_id)
             self._vanished.add(site_id)
+
+    def list_without_schedules(self, site_id: str, omit: bool = True) -> None:
+        """The list leaves the site's ``schedules`` field out; its detail still has it."""
+        with self._lock:
+            self._site(site_id)
+            (self._unscheduled.add if omit else self._unscheduled.discard)(site_id)
 
     def add_site(self) -> str:
         with self._lock:

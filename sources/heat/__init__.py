@@ -206,6 +206,7 @@ class Snapshot:
         self._at: datetime | None = None
         self._sites: list[dict[str, Any]] | None = None
         self._details: list[tuple[str, dict[str, Any]]] | None = None
+        self._details_by_id: dict[str, dict[str, Any]] | None = None
         self._watch = TypeWatch(_known_columns)
 
     @property
@@ -240,6 +241,11 @@ class Snapshot:
             self._details = list(self.client.site_details(ids, self.concurrency))
         return self._details
 
+    def _detail(self, site_id: str) -> dict[str, Any] | None:
+        if self._details_by_id is None:
+            self._details_by_id = dict(self.details())
+        return self._details_by_id.get(site_id)
+
     # -- one generator per table ------------------------------------------------------------
     def site_rows(self) -> Iterator[list[dict[str, Any]]]:
         yield from self._emit("sites", [site_row(s, self.at) for s in self.sites()])
@@ -249,7 +255,11 @@ class Snapshot:
         yield from self._emit("site_status_history", rows)
 
     def schedule_rows(self) -> Iterator[list[dict[str, Any]]]:
-        rows = [row for site in self.sites() for row in schedule_rows(site)]
+        rows = []
+        for site in self.sites():
+            # a list without the site's schedules: its detail (read anyway) may have them
+            detail = self._detail(site["siteId"]) if site.get("schedules") is None else None
+            rows.extend(schedule_rows(site, detail))
         yield from self._emit("schedule_entries", rows, markers=sum("asset" not in r for r in rows))
 
     def asset_rows(self) -> Iterator[list[dict[str, Any]]]:
@@ -276,8 +286,9 @@ class Snapshot:
             **({"type_changes": changes} if changes else {}),
         }
         logger.info("heat %s: %d rows in the snapshot of %s", table, len(rows) - markers, self.at)
-        if rows:
-            yield rows
+        # no rows (no site has assets, the group sees no sites): the table is still created,
+        # so the views and BI queries find it (empty) rather than fail
+        yield rows or dlt.mark.materialize_table_schema()
 
 
 def _known_columns(table: str) -> dict[str, Any]:

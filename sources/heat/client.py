@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
-from requests import Response
+from requests import Response, Timeout
 
 from sources.common import (
     ApiClient,
@@ -184,13 +184,21 @@ class HeatClient:
         try:
             response = self.health_api.get(HEALTH_PATH)
         except SourceUnavailableError as exc:
-            status = f"HTTP {exc.status}" if exc.status else "no answer in time"
+            if exc.status or _timed_out(exc):
+                status = f"HTTP {exc.status}" if exc.status else "no answer in time"
+                raise SourceUnavailableError(
+                    f"the HEAT API reports it is unavailable ({status})",
+                    source=SOURCE_NAME,
+                    endpoint=endpoint,
+                    status=exc.status,
+                    hint="nothing was loaded; rerun when /health answers 204",
+                ) from None
+            # refused, reset, TLS or DNS failure: the URL or the network, not the API's state
             raise SourceUnavailableError(
-                f"the HEAT API reports it is unavailable ({status})",
+                f"could not connect to {self.root} ({_reason(exc)})",
                 source=SOURCE_NAME,
                 endpoint=endpoint,
-                status=exc.status,
-                hint="nothing was loaded; rerun when /health answers 204",
+                hint=ERROR_HINTS["network"],
             ) from None
         except ApiError as exc:
             raise ApiError(
@@ -239,6 +247,18 @@ class HeatClient:
                 for future in futures:
                     future.cancel()
                 raise
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether the request behind a mapped network error timed out (the mapping keeps the
+    ``requests`` exception as the context)."""
+    cause = exc.__cause__ or exc.__context__
+    return isinstance(cause, Timeout) or "Timeout" in str(exc)
+
+
+def _reason(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc.__context__
+    return type(cause).__name__ if cause is not None else "no connection"
 
 
 def client_key(settings: Mapping[str, Any]) -> tuple[Any, ...]:

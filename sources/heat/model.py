@@ -56,7 +56,23 @@ def _with_own(row: dict[str, Any], own: Mapping[str, Any]) -> dict[str, Any]:
     clash = sorted(k for k in own if k in row and row[k] != own[k])
     if clash:
         logger.warning("heat: API field(s) %s clash with solarsync's own columns: ignored", clash)
-    return {**row, **own}
+    return {**_numbers_as_float(row), **own}
+
+
+def _numbers_as_float(row: dict[str, Any]) -> dict[str, Any]:
+    """Every JSON number as a float (identifiers aside): JSON does not tell ``50`` from
+    ``50.0``, so a column typed by a first whole value (``activePowerkW: 120``) would send a
+    later ``150.5`` to a variant column ``..__v_double`` and leave the column NULL."""
+    return {
+        k: float(v)
+        if isinstance(v, int) and not isinstance(v, bool) and not _is_identifier(k)
+        else v
+        for k, v in row.items()
+    }
+
+
+def _is_identifier(column: str) -> bool:
+    return column == "id" or column.endswith("_id")
 
 
 # --------------------------------------------------------------------------- sites
@@ -77,16 +93,23 @@ def status_row(site: Mapping[str, Any], at: datetime) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- schedules
-def schedule_rows(site: Mapping[str, Any]) -> list[dict[str, Any]]:
+def schedule_rows(
+    site: Mapping[str, Any], detail: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """``schedule_entries`` rows of one site: one per (asset, type, startAt), extra fields of
     the schedule and of the entry as columns, and first a marker row ``{site_id}`` (everything
-    else NULL) saying "this site was in the snapshot". A site without a ``schedules`` field
-    gets no marker: its schedule is unknown, not cleared."""
+    else NULL) saying "this site was in the snapshot". The list's ``schedules`` are used, else
+    those of the site's ``detail`` (the same site object); a site with neither gets no marker:
+    its schedule is unknown, not cleared."""
     site_id = site["siteId"]
     schedules = site.get("schedules")
+    if schedules is None and detail is not None:
+        schedules = detail.get("schedules")
     if schedules is None:
         logger.warning(
-            "heat site %s: no 'schedules' field; its schedule history is left as is", site_id
+            "heat site %s: no 'schedules' field in the list nor in its detail; its schedule "
+            "history is left as is",
+            site_id,
         )
         return []
     rows: dict[tuple[str, str, str], dict[str, Any]] = {}  # by (asset, type, start)
@@ -109,8 +132,8 @@ def schedule_rows(site: Mapping[str, Any]) -> list[dict[str, Any]]:
 def _canonical(row: dict[str, Any]) -> None:
     """One spelling per value, so an entry is a new scd2 version only when it really changed
     (the row hash is taken over the values as extracted): ``start_at``/``end_at`` as UTC
-    datetimes (``...08:00:00Z`` = ``...08:00:00.000Z`` = ``...10:00:00+02:00``), a numeric
-    ``value`` as float (``50`` = ``50.0``)."""
+    datetimes (``...08:00:00Z`` = ``...08:00:00.000Z`` = ``...10:00:00+02:00``), numbers
+    (``value`` and any extra field) as floats (``50`` = ``50.0``)."""
     for name in ("start_at", "end_at"):
         value = row.get(name)
         if isinstance(value, str):
@@ -118,9 +141,7 @@ def _canonical(row: dict[str, Any]) -> None:
                 row[name] = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
             except ValueError:
                 pass  # left as sent: dlt's type check reports it
-    value = row.get("value")
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        row["value"] = float(value)
+    row.update(_numbers_as_float(row))
 
 
 # --------------------------------------------------------------------------- assets

@@ -130,3 +130,21 @@ def test_concurrency_out_of_range_is_a_configuration_error(heat_sandbox, monkeyp
     assert run("run", "heat") == 1
     assert "sources.heat.concurrency" in capsys.readouterr().out
     assert heat_sandbox.count_requests() == 0
+
+
+def test_no_server_at_the_base_url_is_not_reported_as_the_api_down(
+    heat_sandbox, warehouse, monkeypatch, capsys
+):
+    """Acceptance: a refused connection (wrong port, http:// for an https server) was reported
+    as "the HEAT API reports it is unavailable (no answer in time)"; it names the URL now."""
+    import socket
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    monkeypatch.setenv("SOURCES__HEAT__BASE_URL", f"http://127.0.0.1:{port}")
+    assert run("run", "heat") == 1
+    out = capsys.readouterr().out
+    assert f"heat /health: could not connect to http://127.0.0.1:{port}" in out
+    assert "check sources.heat.base_url" in out and "reports it is unavailable" not in out
+    assert not warehouse.exists() or not tables(warehouse)

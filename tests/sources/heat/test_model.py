@@ -281,3 +281,37 @@ def test_type_watch_reports_uncoercible_values_once() -> None:
         "assets.soc: bigint -> text (new values in soc__v_text)",
         "assets.new_field: double -> text (new values in new_field__v_text)",
     ]
+
+
+def test_numbers_are_floats_whatever_their_spelling() -> None:
+    """Acceptance: a whole first value typed the column BIGINT, so a later fraction went to a
+    variant column. Every number is a float; identifiers and booleans are left alone."""
+    assets = {"grid": {"id": 7, "type": "grid", "ratedPowerUpperLimitkW": 500,
+                       "activePowerkW": 120, "online": True}}  # fmt: skip
+    (current,), (reading,) = asset_rows(SITE, assets, AT)
+    assert current["asset_id"] == 7 and current["online"] is True
+    for row in (current, reading):
+        assert all(type(row[c]) is float for c in row if c.endswith("_kw")), row
+    site = {"siteId": SITE, "siteName": "S", "isOnline": True, "gatewayCount": 3,
+            "schedules": [{"asset": "grid", "type": "x", "priority": 2, "entries": [
+                {"startAt": "2026-06-01T08:00:00Z", "endAt": "2026-06-01T09:00:00Z",
+                 "value": 5, "revision": 1}]}]}  # fmt: skip
+    assert type(site_row(site, AT)["gateway_count"]) is float
+    (_, entry) = schedule_rows(site)
+    assert [type(entry[c]) for c in ("value", "priority", "revision")] == [float] * 3
+
+
+def test_schedules_missing_from_the_list_are_taken_from_the_detail() -> None:
+    """Acceptance: a list that leaves ``schedules`` out (it is the detail's object too) kept
+    the site's old schedule active for ever; the detail's schedules count now."""
+    entry = {"startAt": "2026-06-01T08:00:00Z", "endAt": "2026-06-01T09:00:00Z", "value": 5}
+    listed = {"siteId": SITE, "siteName": "S"}
+    detail = {**listed, "schedules": [{"asset": "grid", "type": "x", "entries": [entry]}]}
+    marker, row = schedule_rows(listed, detail)
+    assert marker == {"site_id": SITE} and row["value"] == 5.0
+    cleared = {**listed, "schedules": [{"asset": "grid", "type": "x", "entries": []}]}
+    assert schedule_rows(listed, cleared) == [{"site_id": SITE}]  # cleared: retires
+    assert schedule_rows(listed, {"siteId": SITE}) == []  # unknown in both: left as is
+    assert schedule_rows(listed, None) == []  # the detail vanished (404): left as is
+    # the list wins when it has them
+    assert schedule_rows({**listed, "schedules": []}, detail) == [{"site_id": SITE}]

@@ -32,7 +32,8 @@ def test_first_run_loads_the_snapshot_and_a_second_run_adds_no_versions(heat_san
     assert [r["t"] for r in valid_from] == [first]
     # names analysts expect, types from the declarations
     cols = columns(warehouse, "assets")
-    assert cols["rated_power_upper_limit_kw"] == "BIGINT" and cols["active_power_kw"] == "BIGINT"
+    # JSON numbers are doubles: a whole first value must not type the column BIGINT
+    assert cols["rated_power_upper_limit_kw"] == "DOUBLE" and cols["active_power_kw"] == "DOUBLE"
     assert cols["last_seen_at"] == "TIMESTAMP WITH TIME ZONE"
     assert "rated_power_upper_limit_kw" not in columns(warehouse, "asset_readings")
     assert columns(warehouse, "schedule_entries")["value"] == "DOUBLE"
@@ -272,13 +273,13 @@ def test_a_changed_field_type_is_reported(heat_sandbox, warehouse, capsys):
     assert run("run", "heat") == 0
     captured = capsys.readouterr()
     # the run summary names it too, for whoever reads the cron mail rather than the log
-    assert "warning: type change: asset_readings.soc: bigint -> text" in captured.out
+    assert "warning: type change: asset_readings.soc: double -> text" in captured.out
     messages = [m for m in captured.err.splitlines() if "changed the type" in m]
     assert any("assets.soc" in m and "soc__v_text" in m for m in messages), messages
     assert any("asset_readings.soc" in m for m in messages), messages
     state = dlt.attach("solarsync_heat").state["sources"]["heat"]["resources"]
     assert state["asset_readings"]["last_sync"]["type_changes"] == [
-        "asset_readings.soc: bigint -> text (new values in soc__v_text)"
+        "asset_readings.soc: double -> text (new values in soc__v_text)"
     ]
     (row,) = rows(
         warehouse,
@@ -286,3 +287,72 @@ def test_a_changed_field_type_is_reported(heat_sandbox, warehouse, capsys):
         site,
     )
     assert row == {"soc": None, "soc__v_text": "full"}
+
+
+def test_a_fractional_reading_after_whole_ones_lands_in_its_column(heat_sandbox, warehouse, capsys):
+    """Acceptance: the first snapshot's readings were whole numbers (``activePowerkW: 120``);
+    a later ``150.5`` went to ``active_power_kw__v_double`` with the column NULL and a
+    misleading "changed the type" warning."""
+    sb = heat_sandbox
+    site = next(sid for sid, s in sb.truth().items() if "bess" in s["assets"])
+    sb.set_asset_field(site, "bess", "activePowerkW", 30)
+    sb.set_asset_field(site, "bess", "availableStorageCapacitykWh", 500)
+    assert run("run", "heat") == 0
+    sb.set_asset_field(site, "bess", "activePowerkW", 150.5)
+    sb.set_asset_field(site, "bess", "availableStorageCapacitykWh", 487.25)
+    capsys.readouterr()
+    assert run("run", "heat") == 0
+    assert "changed the type" not in capsys.readouterr().err
+    for table in ("assets", "asset_readings"):
+        assert not [c for c in columns(warehouse, table) if "__v_" in c], table
+    (row,) = rows(
+        warehouse,
+        "select active_power_kw, available_storage_capacity_kwh from heat.assets "
+        "where site_id = ? and asset_kind = 'bess'",
+        site,
+    )
+    assert row == {"active_power_kw": 150.5, "available_storage_capacity_kwh": 487.25}
+    history = rows(
+        warehouse,
+        "select active_power_kw as p from heat.asset_readings "
+        "where site_id = ? and asset_kind = 'bess' order by snapshot_at",
+        site,
+    )
+    assert [r["p"] for r in history] == [30.0, 150.5]
+
+
+def test_every_table_exists_even_when_the_snapshot_has_no_rows_for_it(heat_sandbox, warehouse):
+    """Acceptance: a group whose sites have no assets (or no site at all) got no ``assets`` /
+    ``asset_readings`` tables and no ``analytics.heat_assets_current`` view; BI queries failed."""
+    sb = heat_sandbox
+    for site_id in sb.site_ids:
+        sb.hide_site(site_id)
+    assert run("run", "heat") == 0
+    assert tables(warehouse) == TABLES | DLT_TABLES
+    assert rows(warehouse, "select count(*) as n from analytics.heat_assets_current") == [{"n": 0}]
+    for site_id in sb.site_ids:
+        sb.show_site(site_id)
+    assert run("run", "heat") == 0
+    assert_snapshot_equals_truth(sb, warehouse)
+    for site_id in sb.site_ids:  # an empty snapshot again: it retires nothing
+        sb.hide_site(site_id)
+    before = active_entries(warehouse)
+    assert run("run", "heat") == 0
+    assert active_entries(warehouse) == before
+
+
+def test_a_list_without_schedules_takes_them_from_the_detail(heat_sandbox, warehouse):
+    """Acceptance: a list that leaves a site's ``schedules`` out kept its old entries active
+    for ever, even once the site's own object (its detail) showed them cleared."""
+    sb = heat_sandbox
+    a = sb.site_ids[0]
+    assert run("run", "heat") == 0
+    before = {e for e in active_entries(warehouse) if e[0] == a}
+    assert before
+    sb.list_without_schedules(a)
+    assert run("run", "heat") == 0  # the detail shows the same schedules: nothing changes
+    assert {e for e in active_entries(warehouse) if e[0] == a} == before
+    sb.clear_schedules(a)
+    assert run("run", "heat") == 0
+    assert {e for e in active_entries(warehouse) if e[0] == a} == set()
+    assert_snapshot_equals_truth(sb, warehouse)
