@@ -59,6 +59,7 @@ class HeatSandbox:
             "set_health",
             "revoke_key",
             "fail_next",
+            "fail_site_detail",
             "slow",
             "reset_faults",
         }
@@ -90,6 +91,7 @@ class HeatSandbox:
         self.delay = 0.0  # seconds every API request (not /health) takes
         self.in_flight = self.max_in_flight = 0  # API requests being served at once
         self._faults: list[list[Any]] = []  # [remaining, status, endpoint or None]
+        self.broken_details: dict[str, int] = {}  # site id -> status of its every detail
         self._log: list[RequestInfo] = []
         self._server: HeatHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -273,6 +275,11 @@ class HeatSandbox:
         with self._lock:
             self.in_flight -= 1
 
+    def fail_site_detail(self, site_id: str, status: int = 500) -> None:
+        """Every detail request of this site answers ``status`` (until ``reset_faults``)."""
+        with self._lock:
+            self.broken_details[site_id] = int(status)
+
     def take_fault(self, endpoint: str) -> int | None:
         with self._lock:
             for fault in self._faults:
@@ -286,6 +293,7 @@ class HeatSandbox:
     def reset_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+            self.broken_details.clear()
         self.health_status, self.health_delay, self.revoked, self.delay = 204, 0.0, False, 0.0
 
     # -- request log ------------------------------------------------------------------------

@@ -160,6 +160,9 @@ class Handler(BaseHTTPRequestHandler):
         fault = sb.take_fault(endpoint)
         if fault:
             return reply(fault, error_body(fault))
+        broken = sb.broken_details.get(site_id or "") if endpoint == "detail" else None
+        if broken:
+            return reply(broken, error_body(broken))
         if endpoint == "list":
             return reply(200, orjson.dumps({"sites": sb.listed()}))
         detail = sb.detail(site_id or "")

@@ -280,15 +280,20 @@ class Snapshot:
         for row in rows:
             self._watch.check(table, row)
         changes = [c for c in self._watch.changes if c.startswith(table + ".")]
+        failed = getattr(self.client, "failed_details", []) if table in ASSET_TABLES else []
         dlt.current.resource_state()["last_sync"] = {
             "until": self.at.isoformat(),  # `solarsync status` shows it as the last sync
             "rows": len(rows) - markers,
             **({"type_changes": changes} if changes else {}),
+            **({"warnings": failed} if failed else {}),
         }
         logger.info("heat %s: %d rows in the snapshot of %s", table, len(rows) - markers, self.at)
         # no rows (no site has assets, the group sees no sites): the table is still created,
         # so the views and BI queries find it (empty) rather than fail
         yield rows or dlt.mark.materialize_table_schema()
+
+
+ASSET_TABLES = ("assets",)  # where a run's skipped site details are reported (once)
 
 
 def _known_columns(table: str) -> dict[str, Any]:

@@ -16,9 +16,12 @@ from sources.common import (
     ApiError,
     BearerAuth,
     ConfigurationError,
+    MalformedResponseError,
+    RateLimitError,
     SolarsyncError,
     SourceUnavailableError,
     limiter_for,
+    redact,
     register_secret,
 )
 from sources.heat.settings import (
@@ -229,24 +232,53 @@ class HeatClient:
             )
             return None
 
+    def site_or_failure(self, site_id: str) -> dict[str, Any] | SolarsyncError | None:
+        """:meth:`site`, with a detail that still fails after the retries (5xx, no answer, a
+        malformed body) returned rather than raised: one broken site must not hold back the
+        snapshot of every other (a rejected key or an exhausted rate limit still raises)."""
+        try:
+            return self.site(site_id)
+        except (ApiError, SourceUnavailableError) as exc:
+            if isinstance(exc, RateLimitError) or (
+                exc.status is not None
+                and exc.status < 500
+                and not isinstance(exc, MalformedResponseError)
+            ):
+                raise
+            return exc
+
     def site_details(
         self, site_ids: Sequence[str], concurrency: int
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         """``(site_id, detail)`` in the order of ``site_ids``, ``concurrency`` calls in flight;
-        vanished sites are left out. The first other error cancels the rest and is raised."""
+        vanished sites are left out. A detail that keeps failing (5xx, no answer, malformed)
+        is left out too, with a warning and an entry in ``self.failed_details``, unless every
+        detail failed (then the API is broken: raised). Any other error cancels the rest and
+        is raised."""
+        self.failed_details: list[str] = []
         if not site_ids:
             return
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="heat") as pool:
-            futures = [pool.submit(self.site, site_id) for site_id in site_ids]
+            futures = [pool.submit(self.site_or_failure, site_id) for site_id in site_ids]
             try:
-                for site_id, future in zip(site_ids, futures, strict=True):
-                    detail = future.result()
-                    if detail is not None:
-                        yield site_id, detail
+                outcomes = [(sid, f.result()) for sid, f in zip(site_ids, futures, strict=True)]
             except SolarsyncError:
                 for future in futures:
                     future.cancel()
                 raise
+        failures = [(sid, o) for sid, o in outcomes if isinstance(o, SolarsyncError)]
+        if failures and len(failures) == len(site_ids):
+            raise failures[0][1]
+        for site_id, exc in failures:
+            message = (
+                f"site {site_id}: its detail failed ({redact(str(exc))}); its assets and "
+                "readings are not updated this run (its list data is)"
+            )
+            self.failed_details.append(message)
+            logger.warning("heat: %s", message)
+        for site_id, outcome in outcomes:
+            if isinstance(outcome, dict):
+                yield site_id, outcome
 
 
 def _timed_out(exc: BaseException) -> bool:

@@ -72,9 +72,7 @@ def test_a_site_gone_between_list_and_detail_is_skipped(heat_sandbox, warehouse,
     assert len(rows(warehouse, "select * from heat.sites")) == 4  # it was in the list
 
 
-def test_5xx_on_a_detail_after_retries_loads_nothing_then_a_rerun_heals(
-    heat_sandbox, warehouse, capsys
-):
+def test_5xx_on_every_detail_loads_nothing_then_a_rerun_heals(heat_sandbox, warehouse, capsys):
     sb = heat_sandbox
     assert run("run", "heat") == 0
     loaded, before = loads(warehouse), active_entries(warehouse)
@@ -89,6 +87,44 @@ def test_5xx_on_a_detail_after_retries_loads_nothing_then_a_rerun_heals(
     assert run("run", "heat") == 0
     assert_snapshot_equals_truth(sb, warehouse)
     assert not [e for e in active_entries(warehouse) if e[0] == sb.site_ids[0]]
+
+
+def test_one_broken_detail_skips_only_that_sites_assets(heat_sandbox, warehouse, capsys):
+    """A site whose detail keeps failing (5xx after the retries) does not hold back the
+    snapshot: the other sites load, its list data (status, schedules) loads, its assets and
+    readings are not updated, and the summary says so."""
+    sb = heat_sandbox
+    assert run("run", "heat") == 0
+    broken = sb.site_ids[1]
+    before = rows(
+        warehouse, "select * from heat.assets where site_id = ? order by asset_kind", broken
+    )
+    sb.clear_schedules(broken)
+    sb.set_online(broken, False)
+    sb.fail_site_detail(broken, 503)
+    capsys.readouterr()
+    assert run("run", "heat") == 0
+    out = capsys.readouterr().out
+    assert f"warning: site {broken}: its detail failed" in out, out
+    assert "assets and readings are not updated this run" in out
+    # its list data is current: offline, schedules retired
+    (site,) = rows(warehouse, "select is_online from heat.sites where site_id = ?", broken)
+    assert site["is_online"] is False
+    assert not [e for e in active_entries(warehouse) if e[0] == broken]
+    # its assets are as before; the other sites' readings have a row for this snapshot
+    after = rows(
+        warehouse, "select * from heat.assets where site_id = ? order by asset_kind", broken
+    )
+    assert after == before
+    snapshots = rows(
+        warehouse,
+        "select site_id, count(*) as n from heat.asset_readings group by site_id order by site_id",
+    )
+    counts = {r["site_id"]: r["n"] for r in snapshots}
+    assert all(counts[s] > counts[broken] for s in sb.site_ids if s != broken and s in counts)
+    sb.reset_faults()
+    assert run("run", "heat") == 0
+    assert_snapshot_equals_truth(sb, warehouse)
 
 
 def test_missing_base_url_is_a_configuration_error(heat_sandbox, monkeypatch, capsys):
