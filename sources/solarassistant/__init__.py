@@ -37,13 +37,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import dlt
+import orjson
 import pendulum
 from dlt.common.configuration.inject import with_config
 from dlt.sources import DltResource
 
 from sources.common import ConfigurationError, SolarsyncError, redact, stats_for
 from sources.solarassistant.client import SolarAssistantClient, forget_site_tokens
-from sources.solarassistant.metrics import metric_row, metrics_table, poll_sites
+from sources.solarassistant.metrics import poll_sites
 from sources.solarassistant.settings import (
     DEFAULT_BASE_URL,
     DEFAULT_CONCURRENCY,
@@ -160,11 +161,15 @@ def solarassistant(
 
     details = fetch_all(client.site, "reading its details")
     members = fetch_all(client.site_members, "listing its members")
-    poll = _once(lambda: poll_sites(client, _select(site_list(), wanted), topic_globs, concurrency))
+    poll = _once(
+        lambda: poll_sites(
+            client, _select(site_list(), wanted), topic_globs, concurrency, polled_at
+        )
+    )
 
     @dlt.resource(name="users", write_disposition="replace", primary_key="id")
     def users() -> Iterator[dict[str, Any]]:
-        yield client.user()
+        yield _compact(client.user())
 
     @dlt.resource(name="sites", write_disposition="replace", primary_key="id")
     def sites_() -> Iterator[list[dict[str, Any]]]:
@@ -215,17 +220,22 @@ def solarassistant(
         try:
             for page in client.org_users():
                 pages += 1
-                yield page
+                yield [_compact(row) for row in page]
         except SolarsyncError as exc:
             refused = exc.code == NO_ORGANIZATION or (
                 exc.status is not None and 400 <= exc.status < 500 and exc.status != 429
             )
             if pages or not refused:
                 raise
+            # the API's own answer, without the generic hint of its status (a 401 here does
+            # not mean the token is wrong: /user and /sites just accepted it)
+            answer = " ".join(
+                str(part) for part in (exc.status, exc.code, redact(exc.detail)) if part
+            )
             logger.warning(
-                "solarassistant org_users skipped: the API gives organization users only to "
-                "accounts with a registered organization (%s)",
-                redact(exc),
+                "solarassistant org_users skipped: GET /users is given only to accounts with a "
+                "registered organization, and this account was refused (%s); the run goes on",
+                answer,
             )
 
     @dlt.resource(
@@ -236,8 +246,8 @@ def solarassistant(
     )
     def metrics() -> Iterator[Any]:
         for result in poll():
-            if result.rows:
-                yield metrics_table(metric_row(result.site_id, polled_at, r) for r in result.rows)
+            if result.table is not None and result.table.num_rows:
+                yield result.table
 
     @dlt.resource(
         name="metric_polls",
@@ -288,6 +298,14 @@ def _selectors(value: Any) -> list[str]:
     """``"a, b"`` / ``["a", 1]`` / None -> ``["a", "b"]``; ``all`` or ``*`` alone -> []."""
     if value is None:
         return []
+    if isinstance(value, str) and value.strip().startswith("["):
+        # a list written as in TOML/JSON, e.g. SOURCES__SOLARASSISTANT__TOPICS='["total/*"]'
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            value = [v.strip().strip("'\"") for v in value.strip().strip("[]").split(",")]
+    if isinstance(value, (str, int)):
+        value = str(value)
     items = value.split(",") if isinstance(value, str) else list(value)
     out = [str(item).strip() for item in items if str(item).strip()]
     return [] if out in (["all"], ["*"]) else out
@@ -324,7 +342,13 @@ def _detail_members(detail: dict[str, Any] | None) -> list[dict[str, Any]] | Non
 def _member_row(site_id: int, member: dict[str, Any]) -> dict[str, Any]:
     out = {"site_id": site_id, "user_id": member["id"]}
     out.update((k, v) for k, v in member.items() if k != "id")
-    return out
+    return _compact(out)
+
+
+def _compact(row: dict[str, Any]) -> dict[str, Any]:
+    """A null is the same as an absent field: a field null in every row would otherwise make
+    dlt warn about a column it cannot type."""
+    return {k: v for k, v in row.items() if v is not None}
 
 
 def reset_caches() -> None:

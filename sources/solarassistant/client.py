@@ -9,16 +9,19 @@ logged request headers. They are never returned to the resources.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
+import json
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
 from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
 from requests import PreparedRequest, Response
 from requests.auth import AuthBase
@@ -30,6 +33,7 @@ from sources.common import (
     BearerAuth,
     ConfigurationError,
     MalformedResponseError,
+    redact,
     register_secret,
 )
 from sources.common.http import HttpStats
@@ -142,7 +146,7 @@ def cloud_base_url(base_url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
-def proxy_base_url(host: str) -> str:
+def proxy_base_url(host: str, site_id: int | None = None) -> str:
     """``https://<host>`` from the authorize response's ``host`` (TLS only)."""
     host = host.strip().rstrip("/")
     if "://" in host:
@@ -150,11 +154,17 @@ def proxy_base_url(host: str) -> str:
             raise ConfigurationError(
                 "the proxy host of a site is not HTTPS",
                 source=SOURCE_NAME,
-                endpoint="/" + AUTHORIZE_PATH,
+                endpoint="/" + AUTHORIZE_PATH.format(site_id=":id" if site_id is None else site_id),
                 hint="solarsync only talks to the proxy over verified TLS",
             )
         return host
     return f"https://{host}"
+
+
+AUTHORIZE_MALFORMED_HINT = (
+    "this site's poll is recorded as an error and the other sites are loaded; the next poll "
+    "asks again (report the API change if it persists)"
+)
 
 
 # --------------------------------------------------------------------------- paging
@@ -276,8 +286,17 @@ class SolarAssistantClient:
                 cached = _SITE_ACCESS.get(key)
             if cached is not None and cached.valid():
                 return cached, False
-        with self.api.authentication_call():
-            response = self.api.rest.post(AUTHORIZE_PATH.format(site_id=site_id))
+        try:
+            with self.api.authentication_call():
+                response = self.api.rest.post(AUTHORIZE_PATH.format(site_id=site_id))
+        except MalformedResponseError as exc:  # one site's answer: the others are polled
+            raise MalformedResponseError(
+                exc.detail,
+                source=exc.source,
+                endpoint=exc.endpoint,
+                status=exc.status,
+                hint=AUTHORIZE_MALFORMED_HINT,
+            ) from None
         body, now = response.json(), time.time()
         # secrets first: nothing below may log them unmasked
         register_secret(body["token"])
@@ -299,15 +318,17 @@ class SolarAssistantClient:
             _SITE_ACCESS.pop((self._account, int(site_id)), None)
 
     # -- the proxy ----------------------------------------------------------------------------
-    def proxy(self, host: str) -> ApiClient:
-        base = proxy_base_url(host)
+    def proxy(self, host: str, site_id: int | None = None) -> ApiClient:
+        base = proxy_base_url(host, site_id)
         with self._lock:
             client = self._proxies.get(base)
             if client is None:
                 client = ApiClient(
                     SOURCE_NAME,
                     base,
-                    validate=validate_proxy,
+                    # the documented request (curl) sends */*; the body is parsed and checked
+                    # by _metric_rows, which also reads the forms the shared layer would refuse
+                    headers={"Accept": "*/*"},
                     describe_error=describe_error,
                     hints=PROXY_HINTS,
                     **self._proxy_options,
@@ -316,11 +337,19 @@ class SolarAssistantClient:
         return client
 
     def metrics(
-        self, site_id: int, topics: Sequence[str | None] = (None,)
+        self,
+        site_id: int,
+        topics: Sequence[str | None] = (None,),
+        on_authorize: Callable[[], None] | None = None,
     ) -> tuple[list[dict[str, Any]], bool]:
         """The site's metric rows (one request per topic glob) and whether a new site token was
-        obtained. A 401 from the proxy (expired or revoked token) renews the token once."""
+        obtained. A 401 from the proxy (expired or revoked token) renews the token once.
+
+        ``on_authorize`` is called each time a new site token is obtained, so a poll that fails
+        afterwards still knows it authorized."""
         access, authorized = self.site_access(site_id)
+        if authorized and on_authorize is not None:
+            on_authorize()
         try:
             return self._fetch(access, topics), authorized
         except AuthenticationError as exc:
@@ -328,6 +357,8 @@ class SolarAssistantClient:
                 raise
             logger.info("solarassistant site %s: site token rejected; authorizing again", site_id)
         access, _ = self.site_access(site_id, renew=True)
+        if on_authorize is not None:
+            on_authorize()
         try:
             return self._fetch(access, topics), True
         except AuthenticationError as exc:
@@ -336,17 +367,83 @@ class SolarAssistantClient:
             raise
 
     def _fetch(self, access: SiteAccess, topics: Sequence[str | None]) -> list[dict[str, Any]]:
-        client = self.proxy(access.host)
+        client = self.proxy(access.host, access.site_id)
         rows: list[dict[str, Any]] = []
         seen: set[str] = set()
         for topic in topics:
             params = {"topic": topic} if topic else None
-            body = client.get(METRICS_PATH, params, auth=SiteAuth(access)).json()
-            for row in body:
-                if row["topic"] not in seen:  # overlapping globs: each topic once
-                    seen.add(row["topic"])
+            for row in self._metric_rows(client, params, access):
+                if topic and not topic_matches(str(row["topic"]), topic):
+                    continue  # a proxy that ignores ?topic= must not widen the filter
+                if str(row["topic"]) not in seen:  # overlapping globs: each topic once
+                    seen.add(str(row["topic"]))
                     rows.append(row)
         return rows
+
+    def _metric_rows(
+        self, client: ApiClient, params: dict[str, Any] | None, access: SiteAccess
+    ) -> list[dict[str, Any]]:
+        """One ``GET /api/v1/metrics``, its body parsed here (see :func:`parse_metrics_body`);
+        a body that is not rows is asked again, up to ``proxy_max_attempts`` times."""
+        attempts = max(1, int(self._proxy_options["max_attempts"]))
+        problem = "no answer"
+        for attempt in range(1, attempts + 1):
+            response = client.get(METRICS_PATH, params, auth=SiteAuth(access))
+            body, problem = parse_metrics_body(
+                response.content, response.headers.get("Content-Type")
+            )
+            if problem is None:
+                return body
+            if attempt < attempts:
+                logger.warning(
+                    "solarassistant GET %s: %s; retrying (attempt %d)",
+                    METRICS_PATH,
+                    redact(problem),
+                    attempt + 1,
+                )
+        raise MalformedResponseError(
+            redact(f"unexpected response body after {attempts} attempts: {problem}"),
+            source=SOURCE_NAME,
+            endpoint=METRICS_PATH,
+            status=response.status_code,
+            hint=PROXY_HINTS["malformed"],
+        )
+
+
+def topic_matches(topic: str, glob: str) -> bool:
+    """``total/*`` matches ``total/pv_power`` (shell-style, case-insensitive)."""
+    return fnmatch.fnmatchcase(topic.lower(), glob.lower())
+
+
+def parse_metrics_body(
+    content: bytes, content_type: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The metric rows of a proxy answer, and what is wrong with it (None when fine).
+
+    The documented body is a JSON array of rows. Also read: JSON with ``NaN``/``Infinity``
+    literals (what Python's ``json`` writes for a non-finite float), newline-delimited rows
+    (the ``sacli --json`` form; empty when there is no row) and a single row object."""
+    body: Any
+    if not content.strip() and "ndjson" in (content_type or "").lower():
+        return [], None  # newline-delimited rows, none of them
+    try:
+        body = orjson.loads(content)
+    except orjson.JSONDecodeError as err:
+        text = content.decode("utf-8", errors="replace")
+        try:
+            body = json.loads(text)  # accepts NaN, Infinity, -Infinity
+        except ValueError:
+            lines = [line for line in text.splitlines() if line.strip()]
+            try:
+                body = [json.loads(line) for line in lines]
+            except ValueError:
+                return [], f"body is not valid JSON ({err.msg} at byte {err.pos})"
+            if not lines or not all(isinstance(row, dict) for row in body):
+                return [], f"body is not valid JSON ({err.msg} at byte {err.pos})"
+    if isinstance(body, dict) and "topic" in body:
+        body = [body]  # a single row, not in an array
+    problem = validate_proxy(body, METRICS_PATH)
+    return (body, None) if problem is None else ([], problem)
 
 
 __all__ = [
@@ -355,5 +452,6 @@ __all__ = [
     "SiteAccess",
     "SolarAssistantClient",
     "forget_site_tokens",
+    "parse_metrics_body",
     "proxy_base_url",
 ]

@@ -63,8 +63,13 @@ def typed_value(value: Any) -> tuple[float | None, str | None, str]:
     if isinstance(value, int):
         return float(value), str(value), "number"
     if isinstance(value, float):
-        text = orjson.dumps(value).decode()
-        return (value if math.isfinite(value) else None), text, "number"
+        if not math.isfinite(value):  # NaN / Infinity (non-standard JSON): no number, the text
+            return (
+                None,
+                ("NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"),
+                "number",
+            )
+        return value, orjson.dumps(value).decode(), "number"
     if isinstance(value, str):
         number = float(value) if _DECIMAL.fullmatch(value.strip()) else None
         return (number if number is not None and math.isfinite(number) else None), value, "string"
@@ -77,15 +82,25 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+
+
 def _integer(value: Any) -> int | None:
+    """An integer that fits the ``BIGINT`` column (``2``, ``"2"``, ``2.0``), else None."""
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, int):
-        return value
-    try:
-        return int(str(value).strip())
-    except ValueError:
+    if isinstance(value, float):
+        number = int(value) if value.is_integer() else None
+    elif isinstance(value, int):
+        number = value
+    else:
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            return None
+    if number is None or not _INT64[0] <= number <= _INT64[1]:
         return None
+    return number
 
 
 def metric_row(site_id: int, polled_at: datetime, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -115,6 +130,8 @@ class SitePoll:
     authorized: bool = False
     duration_ms: int = 0
     rows: list[dict[str, Any]] = field(default_factory=list)
+    #: the rows as the ``metrics`` table (when the poll was given its instant)
+    table: pa.Table | None = None
 
     def record(self, polled_at: datetime) -> dict[str, Any]:
         """The site's ``metric_polls`` row."""
@@ -154,14 +171,26 @@ def _is_fatal(exc: BaseException) -> bool:
 
 
 def poll_site(
-    client: SolarAssistantClient, site: Mapping[str, Any], topics: Sequence[str | None]
+    client: SolarAssistantClient,
+    site: Mapping[str, Any],
+    topics: Sequence[str | None],
+    polled_at: datetime | None = None,
 ) -> SitePoll:
+    """One site's poll; with ``polled_at`` its rows are also turned into the ``metrics`` table
+    here, so a row that cannot be stored is this site's error, not the run's."""
     site_id = int(site["id"])
     name = site.get("name")
     started = time.monotonic()
     result = SitePoll(site_id=site_id, site_name=str(name) if name is not None else None, status=OK)
+
+    def authorized() -> None:
+        result.authorized = True
+
     try:
-        result.rows, result.authorized = client.metrics(site_id, topics)
+        rows, _ = client.metrics(site_id, topics, on_authorize=authorized)
+        if polled_at is not None:
+            result.table = metrics_table(metric_row(site_id, polled_at, r) for r in rows)
+        result.rows = rows
     except SolarsyncError as exc:
         if _is_fatal(exc):
             raise
@@ -190,6 +219,7 @@ def poll_sites(
     sites: Sequence[Mapping[str, Any]],
     topics: Sequence[str | None],
     concurrency: int,
+    polled_at: datetime | None = None,
 ) -> list[SitePoll]:
     """Every site once, at most ``concurrency`` at a time; results in the order of ``sites``.
 
@@ -199,7 +229,7 @@ def poll_sites(
     with ThreadPoolExecutor(
         max_workers=max(1, min(concurrency, len(sites))), thread_name_prefix="solarassistant"
     ) as pool:
-        futures = [pool.submit(poll_site, client, site, topics) for site in sites]
+        futures = [pool.submit(poll_site, client, site, topics, polled_at) for site in sites]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         for future in done:
             if future.exception() is not None:

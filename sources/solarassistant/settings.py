@@ -59,6 +59,8 @@ PROXY_HINTS: dict[int | str, str] = {
     401: "the proxy rejected the site token twice (after authorizing again)",
     403: "the proxy refused the site key: the site may have been re-registered",
     404: "the site's device has no such endpoint (older firmware?)",
+    "malformed": "this site's poll is recorded as an error and the other sites are loaded; "
+    "the next poll tries again (report the device's answer if it persists)",
 }
 
 #: typed columns of the tables built by code (the cloud tables are inferred by dlt)

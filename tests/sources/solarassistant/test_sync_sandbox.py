@@ -288,3 +288,24 @@ def test_views(sa_sandbox, warehouse):
     assert [r["site_id"] for r in status] == sorted(s.id for s in sa_sandbox.sites)
     offline = sa_sandbox.sites[-1].id
     assert {r["site_id"]: r["last_status"] for r in status}[offline] == "offline"
+
+
+@pytest.mark.parametrize("status", [401, 404])
+def test_org_users_skip_message_has_no_misleading_hint(sa_sandbox, warehouse, capsys, status):
+    # /user and /sites accepted the token: a 401/404 of GET /users is the "no organization"
+    # answer, not a bad token or a wrong base_url
+    sa_sandbox.set_has_org(False)
+    sa_sandbox.fail("cloud", "^/api/v1/users$", status, times=-1)
+    assert run() == 0
+    err = capsys.readouterr().err
+    assert "org_users skipped" in err and f"refused ({status}" in err
+    assert "generate a new one" not in err and "check sources.solarassistant.base_url" not in err
+
+
+def test_an_offline_site_that_was_authorized_says_so(sa_sandbox, warehouse):
+    assert run() == 0
+    offline = sa_sandbox.sites[-1].id  # 502 in the fixture
+    polls = {r["site_id"]: r for r in latest_poll(warehouse)}
+    assert polls[offline]["status"] == "offline"
+    assert sa_sandbox.authorize_calls[offline] == 1
+    assert polls[offline]["authorized"] is True
