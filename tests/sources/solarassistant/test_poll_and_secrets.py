@@ -44,7 +44,7 @@ def polls_by_instant(warehouse: Path) -> list[dict]:
 
 def test_poll_loop_loads_batches_and_reads_the_cloud_tables_once(sa_sandbox, warehouse, capsys):
     code = main(
-        ["--no-progress", "poll", "solarassistant", "--every", "1s", "--for", "4s", "--batch", "2s"]
+        ["--no-progress", "poll", "solarassistant", "--every", "1s", "--for", "8s", "--batch", "2s"]
     )
     assert code == 0, capsys.readouterr()
     polls = polls_by_instant(warehouse)
