@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,6 +128,8 @@ class Meters:
     offset: dict[tuple[str, str], float] = field(default_factory=dict)
     epoch: dict[tuple[str, str], int] = field(default_factory=dict)
     log: list[Reading] = field(default_factory=list)
+    #: the gateway's clock, written as every meter's last_communication_time (tests move it)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def __post_init__(self) -> None:
         for meter, fields in self.template.items():
@@ -138,7 +141,7 @@ class Meters:
     def read(self) -> dict[str, Any]:
         self.tick += 1
         body = copy.deepcopy(self.template)
-        now = datetime.now(UTC).isoformat()
+        now = self.clock().isoformat()
         for meter, fields in body.items():
             if not isinstance(fields, dict):
                 continue

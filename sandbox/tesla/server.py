@@ -6,6 +6,7 @@ variants, stopped mode and counter glitches. Controlled from Python (tests) or t
         gw.cert.sha256     # the certificate's fingerprint
         gw.stopped = True  # aggregates/soe/grid_status answer 502 with an empty body
         gw.expire_sessions()
+        gw.session_max_requests = 5  # every session expires after 5 requests
         gw.logins          # successful logins so far
 """
 
@@ -70,6 +71,9 @@ class TeslaGatewaySandbox:
         self.retry_after: int | None = None  # seconds, sent with a login 429 when set
         self.stopped = False
         self.always_401 = False  # refuse every session, even a fresh one
+        #: a session expires after this many authenticated requests (None: never)
+        self.session_max_requests: int | None = None
+        self.session_requests: dict[str, int] = {}
         self.faults: dict[str, int] = {}  # path -> HTTP status answered instead of data
         self.login_attempts: list[float] = []
         self.logins = 0
@@ -179,7 +183,16 @@ class TeslaGatewaySandbox:
         if "AuthCookie" in jar:
             candidates.append(jar["AuthCookie"].value)
         with self.lock:
-            return any(c in self.tokens for c in candidates)
+            for candidate in candidates:
+                if candidate not in self.tokens:
+                    continue
+                used = self.session_requests.get(candidate, 0) + 1
+                self.session_requests[candidate] = used
+                if self.session_max_requests is not None and used > self.session_max_requests:
+                    self.tokens.discard(candidate)  # expired
+                    return False
+                return True
+            return False
 
     def get(self, path: str) -> tuple[int, bytes]:
         routes = VARIANTS[self.variant]

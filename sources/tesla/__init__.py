@@ -13,7 +13,7 @@ One call of :func:`tesla` is one snapshot of every configured gateway, stamped w
 * ``gateway_status``: one row per gateway per poll (``gateway, polled_at``; merge): firmware
   ``version``, ``up_time_seconds`` (seconds), the rest of ``/api/status``, and how the poll
   went: ``gateway_state`` (ok, stopped, unreachable, failed), ``error``,
-  ``unavailable_endpoints`` (404 on this firmware).
+  ``unavailable_endpoints`` (404 on this firmware), and the site's ``timezone`` (site_info).
 * ``site_info``: current, one row per gateway (``gateway``; merge): flat and nested
   ``grid_code`` shapes land in the same columns.
 * ``powerwalls``: current, one row per device (``gateway, position``; merge, older rows of the
@@ -36,7 +36,7 @@ from typing import Any
 
 import dlt
 from dlt.common.configuration.inject import with_config
-from dlt.common.typing import TSecretStrValue
+from dlt.common.typing import TSecretStrValue, TSecretValue
 from dlt.sources import DltResource
 
 from sources.tesla import rows
@@ -84,7 +84,7 @@ def tesla(
     email: str | None = None,
     name: str | None = None,
     fingerprint: str | None = None,
-    gateways: Any = None,
+    gateways: TSecretValue = None,  # secret: entries carry passwords (kept out of dlt's trace)
     login_backoff_seconds: float = DEFAULT_LOGIN_BACKOFF_SECONDS,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     backoff_factor: float = DEFAULT_BACKOFF_FACTOR,
@@ -142,7 +142,7 @@ def tesla(
                 logger.error("tesla %s: %s: %s", poll.name, poll.state, poll.error)
             yield rows.gateway_status_row(
                 poll.name, at, poll.body("status"), state=poll.state, error=poll.error,
-                unavailable=poll.unavailable,
+                unavailable=poll.unavailable, site_info=poll.body("site_info"),
             )  # fmt: skip
 
     per_poll = {"write_disposition": "merge", "primary_key": ["gateway", "polled_at"]}
@@ -168,7 +168,9 @@ def tesla(
         dlt.resource(
             status_rows, name="gateway_status",
             columns={**_poll(), "start_time": _ts(), "error": {"data_type": "text"},
-                     "unavailable_endpoints": {"data_type": "text"}},
+                     "unavailable_endpoints": {"data_type": "text"},
+                     # always exists: analytics.tesla_energy_daily_local reads it
+                     "timezone": {"data_type": "text"}},
             **per_poll,
         ),
         dlt.resource(
@@ -194,7 +196,7 @@ def check(
     email: str | None = None,
     name: str | None = None,
     fingerprint: str | None = None,
-    gateways: Any = None,
+    gateways: TSecretValue = None,  # secret: entries carry passwords (kept out of dlt's trace)
     request_timeout: float = DEFAULT_TIMEOUT,
     login_backoff_seconds: float = DEFAULT_LOGIN_BACKOFF_SECONDS,
     state_dir: str | None = None,

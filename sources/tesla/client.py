@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from requests import PreparedRequest, Response
@@ -46,6 +47,7 @@ from sources.tesla.settings import (
     DEFAULT_TIMEOUT,
     LOGIN_PATH,
     LOGIN_USERNAME,
+    MAX_RELOGINS_PER_POLL,
     REFUSED_RETRY_SECONDS,
     RETRY_STATUSES,
     SOURCE_NAME,
@@ -107,7 +109,8 @@ class GatewayClient:
         self.unavailable: set[str] = set()  # endpoints this firmware lacks (404)
         self._api: ApiClient | None = None
         self._login_api: ApiClient | None = None
-        self._relogged = False
+        self._relogins = 0  # logins after a 401/403 in the current poll
+        self._fresh = False  # the session comes from a login and has not served a request yet
         self._retry_after: float | None = None
         self._refused_cache: dict[str, float] | None = None
 
@@ -200,6 +203,7 @@ class GatewayClient:
         recorded = self.store.load().get("session")
         if isinstance(recorded, dict) and (recorded.get("token") or recorded.get("cookies")):
             self._adopt(recorded)
+            self._fresh = False
             logger.debug("tesla %s: reusing the recorded session", self.config.name)
             return
         self.login(failed=None)
@@ -217,6 +221,7 @@ class GatewayClient:
             recorded = data.get("session")
             if isinstance(recorded, dict) and recorded and recorded != failed:
                 self._adopt(recorded)  # a fresh session from another process or run
+                self._fresh = False  # not ours: it may have served that process already
                 return
             not_before = data.get("login_not_before")
             if isinstance(not_before, (int, float)) and time.time() < not_before:
@@ -242,6 +247,7 @@ class GatewayClient:
             self.logins += 1
             self.store.update(session=session, login_not_before=None)
             self._adopt(session)
+            self._fresh = True
             logger.info("tesla %s: logged in (session recorded for later runs)", self.config.name)
 
     def _post_login(self) -> Response:
@@ -254,14 +260,19 @@ class GatewayClient:
         self._retry_after = None
 
         def note_retry_after(response: Response, *args: Any, **kwargs: Any) -> None:
-            try:
-                self._retry_after = max(30.0, float(response.headers["Retry-After"]))
-            except (KeyError, ValueError):
-                pass
+            seconds = _retry_after_seconds(response.headers.get("Retry-After"))
+            if seconds is not None:
+                self._retry_after = max(30.0, seconds)
 
+        # through the pinned session itself, not dlt's RESTClient: at debug level the latter
+        # logs every request's JSON body (the password), with no redaction outside a pipeline run
         with self._login_api.authentication_call():
-            return self._login_api.rest.post(
-                LOGIN_PATH, json=body, allow_redirects=False, hooks={"response": [note_retry_after]}
+            return self._login_api.session.post(
+                f"{self.config.base_url}{LOGIN_PATH}",
+                json=body,
+                headers={"Accept": "application/json"},
+                allow_redirects=False,
+                hooks={"response": [note_retry_after]},
             )
 
     def _session_from(self, response: Response) -> dict[str, Any]:
@@ -282,33 +293,37 @@ class GatewayClient:
 
     def _backoff_error(self, until: float, when: str) -> RateLimitError:
         stamp = datetime.fromtimestamp(until, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-        minutes = max(0.0, (until - time.time()) / 60)
+        left = _duration(until - time.time())
         lead = (
             "the gateway rate limited the login (429)"
             if when == "now"
             else "an earlier login was rate limited (429)"
         )
         return RateLimitError(
-            f"gateway {self.config.name!r}: {lead}; no login before {stamp} (in {minutes:.0f} min)",
+            f"gateway {self.config.name!r}: {lead}; no login before {stamp} (in {left})",
             source=SOURCE_NAME,
             endpoint=LOGIN_PATH,
             status=429,
             hint="solarsync backs off so the gateway does not lock the account out; runs until "
-            "then fail fast without contacting the login",
+            "then fail fast without contacting the login (nothing to do but wait; if it recurs, "
+            "check that no other client logs in to this gateway too often)",
         )
 
     # -- data -----------------------------------------------------------------------------
     def begin_poll(self) -> None:
-        """A new poll may log in again once (on 401/403)."""
-        self._relogged = False
+        """A new poll may log in again (on 401/403), at most ``MAX_RELOGINS_PER_POLL`` times."""
+        self._relogins = 0
 
     def fetch(self, endpoint: Endpoint) -> Any:
         """The endpoint's JSON, or :data:`STOPPED` (502: site controller stopped) or
         :data:`UNAVAILABLE` (404: this firmware lacks it; or refused to a fresh session
         recently, see :meth:`remember_refused`).
 
-        401/403: log in again (once per poll) and retry once; still refused raises
-        :class:`EndpointRefused`.
+        401/403 with a session that already served a request: it expired; log in again and
+        retry once. 401/403 with a session that has not served anything since its login: this
+        endpoint is refused (raises :class:`EndpointRefused`), no further login. A gateway whose
+        new sessions keep expiring within one poll costs at most ``MAX_RELOGINS_PER_POLL``
+        logins, then the poll stops (not remembered as refused: the next run tries again).
         """
         if endpoint.key in self.unavailable or self._refused_recently(endpoint):
             return UNAVAILABLE
@@ -318,15 +333,25 @@ class GatewayClient:
         except CertificateChangedError:
             raise
         except AuthenticationError as exc:
-            if self._relogged:  # the session is already fresh: this endpoint is refused
+            if self._fresh:  # just logged in, nothing answered since: this endpoint is refused
                 raise self._refused(endpoint, exc) from None
+            if self._relogins >= MAX_RELOGINS_PER_POLL:
+                raise AuthenticationError(
+                    f"gateway {self.config.name!r}: sessions keep expiring (logged in "
+                    f"{self._relogins} times this poll); the rest of this poll is skipped",
+                    source=SOURCE_NAME,
+                    endpoint=endpoint.path,
+                    status=exc.status,
+                    hint="the next run logs in again; if it recurs, check the gateway (its "
+                    "sessions should last much longer than one poll)",
+                ) from None
             logger.info(
-                "tesla %s: session refused on %s; logging in again once",
+                "tesla %s: session refused on %s; logging in again",
                 self.config.name,
                 endpoint.path,
             )
             failed, self.session = self.session, None
-            self._relogged = True
+            self._relogins += 1
             self.login(failed=failed)
         try:
             return self._get(endpoint)
@@ -366,6 +391,7 @@ class GatewayClient:
             response = self._api.get(endpoint.path, allow_redirects=False)
         except ApiError as exc:
             if exc.status == 404:
+                self._fresh = False  # answered past the session check
                 self.unavailable.add(endpoint.key)
                 logger.info(
                     "tesla %s: %s not available on this firmware (404); skipped",
@@ -376,6 +402,7 @@ class GatewayClient:
             raise
         except SourceUnavailableError as exc:
             if exc.status == 502:
+                self._fresh = False
                 return STOPPED
             raise
         if 300 <= response.status_code < 400:
@@ -386,12 +413,41 @@ class GatewayClient:
                 status=response.status_code,
                 hint="check the host (give the gateway's own address, HTTPS)",
             )
+        self._fresh = False  # the session served a request
         try:
             return response.json()
         except ValueError:
             raise MalformedResponseError(
                 "the body is not JSON", source=SOURCE_NAME, endpoint=endpoint.path
             ) from None
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: delta-seconds or an HTTP date (RFC 9110); None if absent."""
+    if not value or not value.strip():
+        return None
+    try:
+        return max(0.0, float(value.strip()))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _duration(seconds: float) -> str:
+    """A wait for people: ``45 s``, ``15 min``, ``2 h 05 min``."""
+    seconds = max(0, round(seconds))
+    if seconds < 120:
+        return f"{seconds} s"
+    minutes = round(seconds / 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def _now_iso() -> str:

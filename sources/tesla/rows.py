@@ -127,14 +127,19 @@ def gateway_status_row(
     state: str,
     error: str | None,
     unavailable: list[str],
+    site_info: Any = None,
 ) -> dict[str, Any]:
-    """``/api/status`` (firmware version, uptime) plus how this poll went."""
+    """``/api/status`` (firmware version, uptime) plus how this poll went, and the site's
+    ``timezone`` from ``/api/site_info`` when it answered (the energy views' local days; kept
+    here because gateway_status exists for every firmware, site_info does not)."""
+    zone = site_info.get("timezone") if isinstance(site_info, Mapping) else None
     row: dict[str, Any] = {
         "gateway": gateway,
         "polled_at": polled_at,
         "gateway_state": state,
         "error": error,
         "unavailable_endpoints": ",".join(sorted(unavailable)) or None,
+        "timezone": zone if isinstance(zone, str) and zone.strip() else None,
     }
     if isinstance(status, Mapping):
         for key, value in scalars(status).items():

@@ -16,6 +16,9 @@ DEFAULT_LOGIN_BACKOFF_SECONDS = 900
 #: an endpoint refused (401/403) to a fresh session while others answer is skipped this long
 #: by every run, so newer firmware that restricts it does not cost a login per run
 REFUSED_RETRY_SECONDS = 6 * 3600
+#: logins after a 401/403 within one poll (a session expiring after a few requests); beyond
+#: this the poll stops and the next run tries again
+MAX_RELOGINS_PER_POLL = 2
 DEFAULT_MAX_ATTEMPTS = 3  # per data request: 1 try + 2 retries (5xx other than 502, network)
 DEFAULT_BACKOFF_FACTOR = 0.5
 DEFAULT_TIMEOUT = 10.0

@@ -54,3 +54,36 @@ def test_separate_processes_log_in_once_and_leak_nothing(gateway, isolated_dlt):
     assert find_in_tree(isolated_dlt, [PASSWORD, "Wrong-Pass-99"]) == []
     # a refused login forgets the session: no token is left anywhere
     assert find_in_tree(isolated_dlt, gateway.issued) == []
+
+
+def test_gateways_list_passwords_stay_out_of_dlt_files(
+    make_gateway, run, isolated_dlt, monkeypatch
+):
+    """``gateways`` entries carry passwords: dlt must treat the setting as a secret, or it
+    records the resolved value (passwords included) in the pipeline's trace.pickle."""
+    import json
+
+    first, second = make_gateway(configure=False), make_gateway(configure=False)
+    for name in ("SOURCES__TESLA__HOST", "SOURCES__TESLA__PASSWORD", "SOURCES__TESLA__NAME"):
+        monkeypatch.delenv(name, raising=False)
+    value = [
+        {"name": "house", "host": first.host, "password": PASSWORD},
+        {"name": "barn", "host": second.host, "password": PASSWORD},
+    ]
+    monkeypatch.setenv("SOURCES__TESLA__GATEWAYS", json.dumps(value))
+    result = run()
+    assert result.ok, result.error
+    assert list((isolated_dlt / "dlt").rglob("trace.pickle"))  # the file that leaked before
+    assert find_in_tree(isolated_dlt, [PASSWORD]) == []
+
+
+def test_check_that_logs_in_at_debug_level_does_not_log_the_password(gateway, isolated_dlt):
+    """``solarsync -v check tesla`` on a fresh machine logs in outside any pipeline run (no
+    redaction on dlt's own log handler there): the login body must not be logged."""
+    env = {**os.environ, "SOURCES__TESLA__HOST": gateway.host, "SOURCES__TESLA__PASSWORD":
+           PASSWORD, "SOURCES__TESLA__NAME": "home"}  # fmt: skip
+    checked = cli("check", "tesla", env=env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr[-2000:]
+    assert gateway.logins == 1 and "logged in" in checked.stdout + checked.stderr
+    for secret in [PASSWORD, *gateway.issued]:
+        assert secret not in checked.stdout and secret not in checked.stderr

@@ -46,6 +46,7 @@ def test_daily_energy_matches_the_counters(make_gateway, warehouse, query, monke
 
     gw = make_gateway(variant="21.44", zero_at=ZERO_AT, reset_at=RESET_AT)
     times = [START + i * STEP for i in range(POLLS)]
+    gw.meters.clock = lambda: times[gw.meters.tick - 1]  # the gateway's clock agrees
     stamps = iter(times)
     monkeypatch.setattr(sources.tesla, "utcnow", lambda: next(stamps))
     ticks = iter(range(100_000))
@@ -98,3 +99,104 @@ class _StopAfter:
 
     def set(self) -> None:
         self.taken = self.n
+
+
+def test_days_follow_the_gateways_clock_not_the_poll_clock(make_gateway, run, query):
+    """Separate cron runs seconds apart (solarsync's real clock) while the gateway's meters
+    report times across a UTC and a local midnight: each interval counts for the day of the
+    meter's last_communication_time, so energy per day matches the gateway's counters."""
+    gw = make_gateway(variant="21.44", zero_at=ZERO_AT, reset_at=RESET_AT)
+    times = [START + i * STEP for i in range(POLLS)]
+    gw.meters.clock = lambda: times[gw.meters.tick - 1]
+    for _ in range(POLLS):
+        result = run()
+        assert result.ok, result.error
+    assert len(query("select distinct cast(polled_at as date) from tesla.meter_readings")) <= 2
+
+    expected, intervals = expected_energy(gw.meters.log, times)
+    assert len({day for _, day in expected}) == 3
+    daily = query(
+        "select meter, day, exported_wh, imported_wh from analytics.tesla_energy_daily "
+        "where gateway = 'home'"
+    )
+    assert {(m, d): (e, i) for m, d, e, i in daily} == expected
+    assert query("select count(*) from analytics.tesla_energy_intervals") == [(intervals,)]
+    local, _ = expected_energy(gw.meters.log, times, ZoneInfo("America/Los_Angeles"))
+    rows = query(
+        "select meter, day, exported_wh, imported_wh, exported_kwh from "
+        "analytics.tesla_energy_daily_local"
+    )
+    assert {(m, d): (e, i) for m, d, e, i, _ in rows} == local
+    assert all(kwh == e / 1000 for _, _, e, _, kwh in rows)
+
+
+def _warehouse_with(tmp_path, readings, zones=()):
+    """A warehouse holding only the tables the views read, then the views applied."""
+    import duckdb
+
+    from pipelines.views import apply_views
+
+    db = tmp_path / "views.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("create schema tesla")
+    con.execute(
+        "create table tesla.meter_readings (gateway text, meter text, polled_at timestamptz, "
+        "last_communication_time timestamptz, energy_exported double, energy_imported double)"
+    )
+    con.execute(
+        "create table tesla.gateway_status (gateway text, polled_at timestamptz, "
+        "gateway_state text, timezone text, _dlt_load_id text, _dlt_id text)"
+    )
+    con.executemany("insert into tesla.meter_readings values (?, ?, ?, ?, ?, ?)", readings)
+    for zone in zones:
+        con.execute("insert into tesla.gateway_status values (?, ?, 'ok', ?, 'l', 'i')", zone)
+    con.close()
+    created = apply_views(db, "tesla")
+    assert "analytics.tesla_energy_daily_local" in created
+    con = duckdb.connect(str(db), read_only=True)
+    return con
+
+
+def test_a_frozen_meter_clock_falls_back_to_the_poll_time(tmp_path):
+    """A gateway (or a replayed capture) whose last_communication_time never moves: the
+    readings are dated by polled_at, not all piled on that one stale instant."""
+    stale = datetime(2021, 5, 21, 23, 51, tzinfo=UTC)
+    polls = [datetime(2026, 3, 1, 22, 0, tzinfo=UTC) + i * timedelta(hours=1) for i in range(4)]
+    readings = [("gw", "solar", at, stale, 1000.0 + 10 * i, 5.0) for i, at in enumerate(polls)]
+    con = _warehouse_with(tmp_path, readings)
+    rows = con.execute(
+        "select day, exported_wh, imported_wh from analytics.tesla_energy_daily order by day"
+    ).fetchall()
+    assert rows == [(polls[1].date(), 10.0, 0.0), (polls[2].date(), 20.0, 0.0)]
+    # no time zone known (a firmware without site_info): local days are UTC days
+    local = con.execute(
+        "select timezone, sum(exported_wh) from analytics.tesla_energy_daily_local group by 1"
+    )
+    assert local.fetchall() == [("UTC", 30.0)]
+
+
+def test_local_days_use_the_latest_zone_the_gateway_reported(tmp_path):
+    at = datetime(2026, 3, 1, 6, 30, tzinfo=UTC)  # + 1 h: 2026-02-28 23:30 in Los Angeles
+    readings = [
+        ("gw", "site", at, at, 100.0, 0.0),
+        ("gw", "site", at + timedelta(hours=1), at + timedelta(hours=1), 150.0, 0.0),
+    ]
+    zones = [("gw", at, "Europe/Berlin"), ("gw", at + timedelta(hours=1), "America/Los_Angeles")]
+    con = _warehouse_with(tmp_path, readings, zones)
+    rows = con.execute(
+        "select day, timezone, exported_wh from analytics.tesla_energy_daily_local"
+    ).fetchall()
+    assert rows == [(datetime(2026, 2, 28).date(), "America/Los_Angeles", 50.0)]
+
+
+def test_local_view_exists_for_a_firmware_without_site_info(make_gateway, run, query):
+    """The 2018 firmware has no /api/site_info: analytics.tesla_energy_daily_local is still
+    created (UTC days) instead of being skipped for a missing table."""
+    make_gateway(variant="2018")
+    for _ in range(3):
+        result = run()
+        assert result.ok, result.error
+        assert "analytics.tesla_energy_daily_local" in result.views
+    rows = query("select distinct timezone from analytics.tesla_energy_daily_local")
+    assert rows == [("UTC",)]
+    assert query("select count(*) from tesla.gateway_status where timezone is null") == [(3,)]

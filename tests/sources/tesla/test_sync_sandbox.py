@@ -267,3 +267,56 @@ def test_several_gateways_from_config(make_gateway, run, query, monkeypatch, sha
         ("west", "1.50.1 c58c2df3"),
     ]
     assert a.logins == 1 and b.logins == 1
+
+
+def test_login_429_retry_after_as_an_http_date_and_a_readable_wait(gateway, run, isolated_dlt):
+    """Retry-After may be an HTTP date (RFC 9110); the wait is said in people's units, not
+    "(in 0 min)" for a 30 s back-off."""
+    import re
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    gateway.login_limit = 0
+    gateway.retry_after = format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True)
+    before = time.time()
+    result = run()
+    assert not result.ok
+    until = read_store(isolated_dlt)["login_not_before"]
+    assert before + 3500 <= until <= time.time() + 3600  # the date, not the 15 min default
+    assert re.search(r"\(in (59|60) min\)", result.error), result.error
+
+    (path,) = store_files(isolated_dlt)
+    path.write_text(json.dumps({**read_store(isolated_dlt), "login_not_before": time.time() + 30}))
+    again = run()
+    assert re.search(r"\(in \d+ s\)", again.error), again.error
+
+
+def test_a_session_expiring_within_a_poll_is_renewed_not_taken_for_a_refusal(
+    gateway, run, query, isolated_dlt
+):
+    """A gateway whose sessions last fewer requests than one poll makes: every 401 after the
+    session served requests is an expiry (log in again, retry), never "refused to a fresh
+    session" (which would skip the endpoint for hours, readings included)."""
+    gateway.session_max_requests = 5  # one poll makes 8 requests
+    gateway.login_limit = 20
+    for _ in range(4):
+        result = run()
+        assert result.ok, result.error
+    assert "refused_endpoints" not in read_store(isolated_dlt)
+    assert query("select count(distinct polled_at) from tesla.meter_readings") == [(4,)]
+    assert query("select count(*) from tesla.sitemaster") == [(4,)]
+    assert query("select count(*), count(error) from tesla.gateway_status") == [(4, 0)]
+    assert gateway.logins <= 2 * 4  # at most a renewal or two per poll
+
+
+def test_sessions_that_keep_expiring_cost_a_bounded_number_of_logins(
+    gateway, run, query, isolated_dlt
+):
+    gateway.session_max_requests = 1  # every request needs a new session
+    result = run()
+    assert result.ok, result.error  # what answered is loaded
+    assert gateway.logins == 3  # the first login and two renewals, then the poll stops
+    assert "refused_endpoints" not in read_store(isolated_dlt)  # the next run tries again
+    ((state, error),) = query("select gateway_state, error from tesla.gateway_status")
+    assert state == "failed" and "sessions keep expiring" in error
+    assert query("select count(distinct polled_at) from tesla.meter_readings") == [(1,)]
