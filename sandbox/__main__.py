@@ -12,9 +12,7 @@ Drive it from another process through ``/__admin`` (truth, stats, mutations, fau
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 import time
 
 from sandbox.solarknock.data import LIST_ENDPOINTS
@@ -55,16 +53,9 @@ def _solarknock(args: argparse.Namespace) -> int:
     print(
         f"rate limit: {limit}; auth: Bearer <the --api-key you passed>. Ctrl-C to stop.", flush=True
     )
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):  # SIGINT even when started in the background
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        sb.stop()
-        print("stopped", flush=True)
-    return 0
+    from sandbox.common.foreground import serve_until_stopped
+
+    return serve_until_stopped(sb)
 
 
 OTHER_APIS = ("heat", "solarassistant", "tesla")  # each has its own sandbox.<api>.__main__

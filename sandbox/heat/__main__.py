@@ -10,9 +10,7 @@ SOURCES__HEAT__API_KEY=<the key>; change it between runs through /__admin, e.g.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,22 +25,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sites", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):  # before "ready": a quick stop is clean too
-        signal.signal(sig, lambda *_: stop.set())
     sb = HeatSandbox(seed=args.seed, api_key=args.api_key, sites=args.sites, host=args.host,
                      port=args.port).start()  # fmt: skip
     print(f"HEAT sandbox ready: {args.sites} site(s)", flush=True)
     print(f"base URL:  {sb.base_url}", flush=True)
     print(f"admin URL: {sb.admin_url}  (GET truth, requests, stats; POST <action>)", flush=True)
     print(f"site ids:  {', '.join(sb.site_ids)}", flush=True)
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        sb.stop()
-        print("stopped", flush=True)
-    return 0
+    from sandbox.common.foreground import serve_until_stopped
+
+    return serve_until_stopped(sb)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,7 @@ Admin (on the cloud port): ``GET /__admin/truth/<table>``, ``GET /__admin/truth/
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 
 from sandbox.solarassistant import SolarAssistantSandbox
 
@@ -66,16 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"proxy host:         {sb.proxy_host} (HTTPS, self-signed)")
     print(f"REQUESTS_CA_BUNDLE: {sb.ca_bundle}")
     print("auth: Bearer <the --api-token you passed>. Ctrl-C to stop.", flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        sb.stop()
-        print("stopped", flush=True)
-    return 0
+    from sandbox.common.foreground import serve_until_stopped
+
+    return serve_until_stopped(sb)
 
 
 if __name__ == "__main__":
