@@ -19,7 +19,10 @@ from sandbox.solarknock.data import LIST_ENDPOINTS
 
 
 def _solarknock(args: argparse.Namespace) -> int:
+    from sandbox.common.foreground import serve_until_stopped, stop_on_signals
     from sandbox.solarknock import SolarKnockSandbox
+
+    stop = stop_on_signals()  # before "ready": a signal right after it is not lost
 
     counts = {
         name: value
@@ -53,9 +56,7 @@ def _solarknock(args: argparse.Namespace) -> int:
     print(
         f"rate limit: {limit}; auth: Bearer <the --api-key you passed>. Ctrl-C to stop.", flush=True
     )
-    from sandbox.common.foreground import serve_until_stopped
-
-    return serve_until_stopped(sb)
+    return serve_until_stopped(sb, stop)
 
 
 OTHER_APIS = ("heat", "solarassistant", "tesla")  # each has its own sandbox.<api>.__main__

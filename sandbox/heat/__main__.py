@@ -25,15 +25,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sites", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    from sandbox.common.foreground import serve_until_stopped, stop_on_signals
+
+    stop = stop_on_signals()  # before "ready": a signal right after it is not lost
     sb = HeatSandbox(seed=args.seed, api_key=args.api_key, sites=args.sites, host=args.host,
                      port=args.port).start()  # fmt: skip
     print(f"HEAT sandbox ready: {args.sites} site(s)", flush=True)
     print(f"base URL:  {sb.base_url}", flush=True)
     print(f"admin URL: {sb.admin_url}  (GET truth, requests, stats; POST <action>)", flush=True)
     print(f"site ids:  {', '.join(sb.site_ids)}", flush=True)
-    from sandbox.common.foreground import serve_until_stopped
-
-    return serve_until_stopped(sb)
+    return serve_until_stopped(sb, stop)
 
 
 if __name__ == "__main__":

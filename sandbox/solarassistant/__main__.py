@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token-ttl", type=float, default=7 * 24 * 3600, help="seconds")
     parser.add_argument("--cert-dir", default=None, help="where the proxy certificate is written")
     args = parser.parse_args(argv)
+    from sandbox.common.foreground import serve_until_stopped, stop_on_signals
+
+    stop = stop_on_signals()  # before "ready": a signal right after it is not lost
 
     sb = SolarAssistantSandbox(
         seed=args.seed,
@@ -64,9 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"proxy host:         {sb.proxy_host} (HTTPS, self-signed)")
     print(f"REQUESTS_CA_BUNDLE: {sb.ca_bundle}")
     print("auth: Bearer <the --api-token you passed>. Ctrl-C to stop.", flush=True)
-    from sandbox.common.foreground import serve_until_stopped
-
-    return serve_until_stopped(sb)
+    return serve_until_stopped(sb, stop)
 
 
 if __name__ == "__main__":
