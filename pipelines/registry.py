@@ -17,7 +17,8 @@ import dlt
 class SourceSpec:
     name: str
     module: str  # the package with the @dlt.source function of the same name
-    resources: tuple[str, ...]
+    #: the tables; empty: the package's own ``RESOURCE_NAMES``
+    tables: tuple[str, ...]
     #: settings that must resolve (config or secrets) for the source to count as configured
     #: (a module-level ``is_configured()`` in the source package overrides this)
     required: tuple[str, ...]
@@ -31,6 +32,12 @@ class SourceSpec:
     def check(self) -> list[tuple[str, str]]:
         """The source's ``check()``: one cheap request per endpoint, nothing loaded."""
         return importlib.import_module(self.module).check()
+
+    @property
+    def resources(self) -> tuple[str, ...]:
+        if self.tables:
+            return self.tables
+        return tuple(importlib.import_module(self.module).RESOURCE_NAMES)
 
     @property
     def pollable(self) -> bool:
@@ -54,7 +61,7 @@ SOURCES: dict[str, SourceSpec] = {
     "solarknock": SourceSpec(
         name="solarknock",
         module="sources.solarknock",
-        resources=(
+        tables=(
             "org",
             "users",
             "knocks",
@@ -69,43 +76,20 @@ SOURCES: dict[str, SourceSpec] = {
     "heat": SourceSpec(
         name="heat",
         module="sources.heat",
-        resources=(
-            "sites",
-            "site_status_history",
-            "schedule_entries",
-            "assets",
-            "asset_readings",
-        ),
+        tables=(),  # sources.heat.RESOURCE_NAMES
         required=("base_url", "api_key"),
     ),
     "solarassistant": SourceSpec(
         name="solarassistant",
         module="sources.solarassistant",
-        resources=(
-            "users",
-            "sites",
-            "site_members",
-            "organizations",
-            "org_users",
-            "metrics",
-            "metric_polls",
-        ),
+        tables=(),  # sources.solarassistant.RESOURCE_NAMES
         required=("api_token",),
         poll_resources=("metrics", "metric_polls"),
     ),
     "tesla": SourceSpec(
         name="tesla",
         module="sources.tesla",
-        resources=(
-            "meter_readings",
-            "battery_soe",
-            "grid_status",
-            "site_info",
-            "gateway_status",
-            "powerwalls",
-            "grid_faults",
-            "sitemaster",
-        ),
+        tables=(),  # sources.tesla.RESOURCE_NAMES
         required=("host", "password"),
         poll_resources=(),
     ),

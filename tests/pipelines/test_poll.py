@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 SPEC = SourceSpec(
     name="fakepoll",
     module="tests.pipelines.fake_poll_source",
-    resources=("readings", "catalog"),
+    tables=("readings", "catalog"),
     required=(),
     poll_resources=("readings",),
 )
