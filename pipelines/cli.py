@@ -37,6 +37,7 @@ A poll that fails is logged and the loop goes on; a rejected credential stops it
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pipelines.destinations import KINDS
     from pipelines.registry import SOURCES
 
     names = sorted(SOURCES)
@@ -54,9 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--destination",
-        choices=["duckdb"],
-        default="duckdb",
-        help="where data lands (default: duckdb)",
+        choices=list(KINDS),
+        default=None,
+        help="where data lands: a DuckDB file (default), a Delta lake (filesystem: local "
+        "path or s3://, gs://, az://) or Postgres; default: [solarsync] destination in "
+        ".dlt/config.toml (SOLARSYNC__DESTINATION), else duckdb",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipelines import registry
-from pipelines.runner import SourceResult, describe_failure, run_source, warehouse_path
+from pipelines.destinations import Warehouse, as_warehouse, resolve
+from pipelines.runner import SourceResult, describe_failure, run_source
 from sources.common import SolarsyncError, redact
 
 logger = logging.getLogger("solarsync")
@@ -56,12 +57,24 @@ def _select(names: Sequence[str], *, configured_only: bool) -> list[registry.Sou
     return specs
 
 
+def _warehouse(args: argparse.Namespace) -> Warehouse | None:
+    """The destination ``--destination`` / ``--warehouse`` / configuration name (None: usage
+    error, already logged)."""
+    try:
+        return resolve(getattr(args, "destination", None), args.warehouse)
+    except SolarsyncError as exc:
+        logger.error("%s", redact(exc))
+        return None
+
+
 # --------------------------------------------------------------------------- run / backfill
 def cmd_run(args: argparse.Namespace) -> int:
     specs = _select(args.sources, configured_only=True)
     if specs is None:
         return EXIT_USAGE
-    warehouse = warehouse_path(args.warehouse)
+    warehouse = _warehouse(args)
+    if warehouse is None:
+        return EXIT_USAGE
     results = [run_source(spec, warehouse, progress=_progress(args)) for spec in specs]
     print_summary(results, warehouse)
     return exit_code(results)
@@ -75,7 +88,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             "%s has no table(s) %s; choose from %s", spec.name, unknown, ", ".join(spec.resources)
         )
         return EXIT_USAGE
-    warehouse = warehouse_path(args.warehouse)
+    warehouse = _warehouse(args)
+    if warehouse is None:
+        return EXIT_USAGE
     result = run_source(
         spec,
         warehouse,
@@ -102,11 +117,13 @@ def cmd_poll(args: argparse.Namespace) -> int:
     except ValueError as exc:
         logger.error("%s", exc)
         return EXIT_USAGE
-    warehouse = warehouse_path(args.warehouse)
+    warehouse = _warehouse(args)
+    if warehouse is None:
+        return EXIT_USAGE
     out(
         f"solarsync: polling {spec.name} every {args.every}"
         f"{f' for {args.duration}' if args.duration else ' until stopped'}, "
-        f"loading every {args.batch} -> {warehouse}"
+        f"loading every {args.batch} -> {warehouse.describe()}"
     )
 
     def batch_done(result) -> None:
@@ -141,8 +158,8 @@ def exit_code(results: Sequence[SourceResult]) -> int:
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
 
 
-def print_summary(results: Sequence[SourceResult], warehouse: Path) -> None:
-    out(f"solarsync: {len(results)} source(s) -> {warehouse}")
+def print_summary(results: Sequence[SourceResult], warehouse: Warehouse | Path) -> None:
+    out(f"solarsync: {len(results)} source(s) -> {as_warehouse(warehouse).describe()}")
     for result in results:
         verdict = "ok" if result.ok else "FAILED"
         http = result.http
@@ -181,9 +198,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     specs = _select(args.sources, configured_only=False)
     if specs is None:
         return EXIT_USAGE
-    warehouse = warehouse_path(args.warehouse)
+    warehouse = _warehouse(args)
+    if warehouse is None:
+        return EXIT_USAGE
     report = collect_status(specs, warehouse)
-    out(f"warehouse: {warehouse}{'' if warehouse.exists() else ' (not created yet)'}")
+    out(f"warehouse: {warehouse.describe()}{'' if warehouse.exists() else ' (not created yet)'}")
     if report.get("warning"):
         out(f"  note: {report['warning']}")
     for source in report["sources"]:

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from pipelines.destinations import Warehouse, as_warehouse
 from pipelines.journal import PollJournal, fetch, resource_hints
 from pipelines.registry import SourceSpec
 from pipelines.runner import (
@@ -35,7 +36,6 @@ from pipelines.runner import (
     make_pipeline,
     pipeline_lock,
 )
-from pipelines.views import apply_views
 from sources.common import (
     AuthenticationError,
     ConfigurationError,
@@ -103,7 +103,7 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 def poll_source(
     spec: SourceSpec,
-    warehouse: Path,
+    warehouse: Warehouse | str | os.PathLike[str],
     *,
     every: float,
     duration: float | None,
@@ -115,11 +115,12 @@ def poll_source(
     """Poll ``spec`` every ``every`` s for ``duration`` s (None: until stopped). Never raises
     for source failures: the result says what happened."""
     stop = stop or threading.Event()
+    warehouse = as_warehouse(warehouse)
     result = PollResult(source=spec.name)
     started = clock()
     reset_stats(spec.name)
     try:
-        with pipeline_lock(spec.name):
+        with pipeline_lock(spec.name), warehouse.lock(spec.name):
             pipeline = make_pipeline(spec.name, warehouse)
             result.resumed_packages = _finish_pending(pipeline)
             begin = clock()  # --for counts from the first poll, not from the catch-up load
@@ -139,7 +140,7 @@ def poll_source(
                 info.raise_on_failed_jobs()
                 result.batches += 1
                 result.load_ids.extend(info.loads_ids)
-                result.views = apply_views(warehouse, spec.name)
+                result.views = warehouse.publish(pipeline, spec.name)
                 if on_batch:
                     on_batch(result)
 
@@ -175,6 +176,7 @@ def poll_source(
                     if not hints:  # the first poll: every table, through dlt, with state
                         if loader is not None:
                             loader.join()  # one thread at a time touches the pipeline
+                        source = warehouse.adapt(source)
                         pipeline.extract(source, loader_file_format=LOADER_FILE_FORMAT)
                         hints = resource_hints(source)
                         for table, count in pipeline.normalize().row_counts.items():

@@ -17,11 +17,11 @@ from typing import Any
 
 import dlt
 from dlt.common.pipeline import get_dlt_pipelines_dir
-from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+from pipelines.destinations import DEFAULT_WAREHOUSE as DEFAULT_WAREHOUSE
+from pipelines.destinations import Warehouse, as_warehouse, duckdb_path
 from pipelines.registry import SourceSpec
-from pipelines.views import apply_views
 from sources.common import (
     LockedError,
     install_log_redaction,
@@ -33,55 +33,27 @@ from sources.common import (
 
 logger = logging.getLogger("solarsync")
 
-DEFAULT_WAREHOUSE = Path("warehouse") / "solarsync.duckdb"
-DEFAULT_DUCKDB_MEMORY_LIMIT = "128MB"
 LOADER_FILE_FORMAT = "parquet"  # dlt's INSERT path needs GBs of RAM for nested rows
 
 
 def warehouse_path(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """``--warehouse`` > ``DESTINATION__DUCKDB__CREDENTIALS`` / .dlt config > the default."""
-    if explicit:
-        return Path(explicit)
-    try:
-        configured = dlt.config.get("destination.duckdb.credentials")
-    except Exception:
-        configured = None
-    if isinstance(configured, str) and configured.strip():
-        value = configured.strip()
-        for prefix in ("duckdb:///", "duckdb://"):
-            if value.startswith(prefix):
-                value = value[len(prefix) :]
-        return Path(value)
-    return DEFAULT_WAREHOUSE
+    """The DuckDB warehouse file (kept for callers that only know DuckDB)."""
+    return duckdb_path(explicit)
 
 
 def pipeline_name(source: str) -> str:
     return f"solarsync_{source}"
 
 
-def duckdb_credentials(warehouse: Path) -> DuckDbCredentials:
-    """The warehouse file, with DuckDB's memory capped (it spills to disk beyond the cap).
-
-    Without a cap DuckDB takes what it likes during a large merge: the load step set the peak
-    RSS of a sync (``make bench``). ``destination.duckdb.memory_limit`` changes the cap.
-    """
-    credentials = DuckDbCredentials(str(warehouse))
-    try:
-        limit = dlt.config.get("destination.duckdb.memory_limit")
-    except Exception:
-        limit = None
-    credentials.global_config = {
-        "memory_limit": str(limit or DEFAULT_DUCKDB_MEMORY_LIMIT),
-        "preserve_insertion_order": False,  # lets big merges stream and spill
-    }
-    return credentials
-
-
-def make_pipeline(source: str, warehouse: Path, progress: Any = None) -> dlt.Pipeline:
-    warehouse.parent.mkdir(parents=True, exist_ok=True)
+def make_pipeline(
+    source: str, warehouse: Warehouse | str | os.PathLike[str], progress: Any = None
+) -> dlt.Pipeline:
+    """The source's dlt pipeline into ``warehouse`` (a :class:`Warehouse` or a DuckDB path)."""
+    warehouse = as_warehouse(warehouse)
+    warehouse.prepare()
     pipeline = dlt.pipeline(
         pipeline_name=pipeline_name(source),
-        destination=dlt.destinations.duckdb(credentials=duckdb_credentials(warehouse)),
+        destination=warehouse.dlt_destination(),
         dataset_name=source,
         progress=progress,
     )
@@ -130,21 +102,22 @@ class SourceResult:
 
 def run_source(
     spec: SourceSpec,
-    warehouse: Path,
+    warehouse: Warehouse | str | os.PathLike[str],
     *,
     resources: Sequence[str] | None = None,
     source_kwargs: dict[str, Any] | None = None,
     progress: Any = None,
 ) -> SourceResult:
     """Sync one source. Never raises for source failures: the result says what happened."""
+    warehouse = as_warehouse(warehouse)
     result = SourceResult(source=spec.name)
     started = time.monotonic()
     reset_stats(spec.name)
     try:
-        with pipeline_lock(spec.name):
+        with pipeline_lock(spec.name), warehouse.lock(spec.name):
             pipeline = make_pipeline(spec.name, warehouse, progress)
             result.resumed_packages = _finish_pending(pipeline)
-            source = spec.factory()(**(source_kwargs or {}))
+            source = warehouse.adapt(spec.factory()(**(source_kwargs or {})))
             result.resumed_packages += _finish_poll_journal(pipeline, spec, source)
             if resources:
                 source = source.with_resources(*resources)
@@ -165,7 +138,7 @@ def run_source(
                 if "rows" in change:
                     result.rows[table] = change.pop("rows")
             result.warnings = _last_sync_warnings(pipeline, resources or spec.resources)
-            result.views = apply_views(warehouse, spec.name)
+            result.views = warehouse.publish(pipeline, spec.name)
             result.ok = True
     except Exception as exc:  # one failing source must not stop the others
         known = solarsync_error_in(exc)

@@ -1,18 +1,19 @@
-"""``solarsync status``: checkpoints from dlt state, counts from the warehouse (read-only)."""
+"""``solarsync status``: checkpoints from dlt state, counts from the warehouse (read-only,
+through the destination's :class:`~pipelines.destinations.Reader`)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import duckdb
-
+from pipelines.destinations import Reader, Warehouse
 from pipelines.registry import SourceSpec
 from pipelines.runner import make_pipeline
+from sources.common import redact
 
 
-def _checkpoints(spec: SourceSpec, warehouse: Path) -> dict[str, dict[str, Any]]:
+def _checkpoints(spec: SourceSpec, warehouse: Warehouse) -> dict[str, dict[str, Any]]:
     pipeline = make_pipeline(spec.name, warehouse)
     sources = pipeline.state.get("sources", {})
     resources = (sources.get(spec.name) or {}).get("resources") or {}
@@ -22,27 +23,20 @@ def _checkpoints(spec: SourceSpec, warehouse: Path) -> dict[str, dict[str, Any]]
 BLOB_STATUSES = ("stored", "failed", "removed", "skipped")
 
 
-def _blob_tables(con: Any, schema: str, existing: set[str]) -> list[dict[str, Any]]:
+def _blob_tables(con: Reader, schema: str, existing: set[str]) -> list[dict[str, Any]]:
     """Per table of files copied to a blob store (a ``status`` column, and ``blob_path`` or a
     name ending in ``attachments``): rows per status and the bytes stored."""
     out = []
     for table in sorted(existing):
-        columns = {
-            r[0]
-            for r in con.execute(
-                "select column_name from information_schema.columns "
-                "where table_schema = ? and table_name = ?",
-                [schema, table],
-            ).fetchall()
-        }
+        columns = set(con.columns(schema, table))
         if "status" not in columns or not ("blob_path" in columns or table.endswith("attachments")):
             continue
         size = "bytes_stored" if "bytes_stored" in columns else "null"
         counts = dict.fromkeys(BLOB_STATUSES, 0)
         stored_bytes = 0
-        for status, n, size_sum in con.execute(
+        for status, n, size_sum in con.rows(
             f'select status, count(*), sum({size}) from "{schema}"."{table}" group by status'
-        ).fetchall():
+        ):
             counts[str(status)] = n
             if status == "stored":
                 stored_bytes = int(size_sum or 0)
@@ -50,47 +44,33 @@ def _blob_tables(con: Any, schema: str, existing: set[str]) -> list[dict[str, An
     return out
 
 
-def collect_status(specs: Sequence[SourceSpec], warehouse: Path) -> dict[str, Any]:
+def collect_status(specs: Sequence[SourceSpec], warehouse: Warehouse) -> dict[str, Any]:
     report: dict[str, Any] = {"sources": []}
-    con = None
-    if warehouse.exists():
+    with contextlib.ExitStack() as stack:
+        con: Reader | None = None
         try:
-            con = duckdb.connect(str(warehouse), read_only=True)
-        except duckdb.Error as exc:
-            report["warning"] = f"warehouse not readable now ({exc}); counts omitted"
-    try:
+            con = stack.enter_context(warehouse.reader())
+        except Exception as exc:  # a BI tool holding the file, a server down: checkpoints only
+            report["warning"] = f"warehouse not readable now ({redact(exc)}); counts omitted"
         for spec in specs:
             checkpoints = _checkpoints(spec, warehouse)
             entry: dict[str, Any] = {"name": spec.name, "last_load": None, "tables": []}
             existing: set[str] = set()
             if con is not None:
-                existing = {
-                    row[0]
-                    for row in con.execute(
-                        "select table_name from information_schema.tables where table_schema = ?",
-                        [spec.name],
-                    ).fetchall()
-                }
+                existing = con.tables(spec.name)
                 if "_dlt_loads" in existing:
-                    (last,) = con.execute(
+                    ((last,),) = con.rows(
                         f'select max(inserted_at) from "{spec.name}"._dlt_loads where status = 0'
-                    ).fetchone()
+                    )
                     entry["last_load"] = str(last) if last else None
             for table in spec.resources:
                 rows = deleted = None
-                if table in existing:
-                    columns = {
-                        r[0]
-                        for r in con.execute(
-                            "select column_name from information_schema.columns "
-                            "where table_schema = ? and table_name = ?",
-                            [spec.name, table],
-                        ).fetchall()
-                    }
+                if con is not None and table in existing:
+                    columns = set(con.columns(spec.name, table))
                     deleted_expr = "count(deleted_at)" if "deleted_at" in columns else "null"
-                    rows, deleted = con.execute(
+                    ((rows, deleted),) = con.rows(
                         f'select count(*), {deleted_expr} from "{spec.name}"."{table}"'
-                    ).fetchone()
+                    )
                 state = checkpoints.get(table, {})
                 entry["tables"].append(
                     {
@@ -103,7 +83,4 @@ def collect_status(specs: Sequence[SourceSpec], warehouse: Path) -> dict[str, An
                 )
             entry["blobs"] = _blob_tables(con, spec.name, existing) if con is not None else []
             report["sources"].append(entry)
-    finally:
-        if con is not None:
-            con.close()
     return report

@@ -98,6 +98,12 @@ class ReadOnlyViolation(SolarsyncError):
     """Code tried a write method (POST/PUT/PATCH/DELETE) on an API. A programming error."""
 
 
+class DestinationError(SolarsyncError):
+    """The warehouse (DuckDB file, lake bucket, Postgres) refused or could not be reached:
+    ``source`` names the destination (e.g. ``destination postgres``). Nothing was lost: the
+    extracted data waits in the pipeline's working dir and the next run loads it first."""
+
+
 class LockedError(SolarsyncError):
     """Another solarsync process holds the pipeline lock."""
 

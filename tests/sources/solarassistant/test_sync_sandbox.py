@@ -245,12 +245,13 @@ def test_an_interrupted_load_is_completed_without_duplicates(sa_sandbox, warehou
     """A poll extracted but never loaded (the process died) is loaded by the next run, once."""
     import dlt
 
-    from pipelines.runner import duckdb_credentials, pipeline_name
+    from pipelines.destinations import DuckDBWarehouse
+    from pipelines.runner import pipeline_name
     from sources.solarassistant import solarassistant
 
     pipeline = dlt.pipeline(
         pipeline_name("solarassistant"),
-        destination=dlt.destinations.duckdb(credentials=duckdb_credentials(warehouse)),
+        destination=DuckDBWarehouse(warehouse).dlt_destination(),
         dataset_name="solarassistant",
     )
     pipeline.extract(solarassistant(), loader_file_format="parquet")

@@ -1,0 +1,238 @@
+"""The destination seam: everything that differs between the places solarsync loads into.
+
+solarsync loads through dlt; what dlt leaves to us differs per destination and lives here only:
+
+- how to build dlt's destination from solarsync's settings (``dlt_destination``),
+- how to keep two loaders of one source apart beyond the local file lock (``lock``),
+- what to do before a load (``prepare``: e.g. adopt a warehouse of an earlier version),
+- how readers get the data after a load (``publish``: analytics views, a published copy),
+- how ``status`` and ``report`` read back (``reader``: read-only SQL in DuckDB's dialect).
+
+Everything else (runner, poll, status, report) talks to a :class:`Warehouse` and to dlt's own
+APIs (``pipeline.sql_client()``, ``pipeline.dataset()``). Adding a destination dlt loads
+(MotherDuck, Snowflake, ...) is a subclass here plus a dialect check of the views.
+
+Choosing one: ``--destination`` on the command line, else ``[solarsync] destination`` in
+``.dlt/config.toml`` (env ``SOLARSYNC__DESTINATION``), else ``duckdb``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import dlt
+
+logger = logging.getLogger("solarsync")
+
+DEFAULT_WAREHOUSE = Path("warehouse") / "solarsync.duckdb"
+DEFAULT_DUCKDB_MEMORY_LIMIT = "128MB"
+KINDS = ("duckdb", "filesystem", "postgres")
+
+
+def _config(key: str) -> Any:
+    try:
+        return dlt.config.get(key)
+    except Exception:
+        return None
+
+
+class Reader:
+    """Read-only SQL for ``status`` and ``report``, written in DuckDB's dialect.
+
+    ``rows(sql, params)`` with ``?`` placeholders; a destination in another dialect transpiles.
+    """
+
+    dialect: ClassVar[str] = "duckdb"
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return self.connection.execute(sql, list(params)).fetchall()
+
+    def columns(self, schema: str, table: str) -> list[str]:
+        return [
+            r[0]
+            for r in self.rows(
+                "select column_name from information_schema.columns "
+                "where table_schema = ? and table_name = ? order by ordinal_position",
+                [schema, table],
+            )
+        ]
+
+    def tables(self, schema: str) -> set[str]:
+        return {
+            r[0]
+            for r in self.rows(
+                "select table_name from information_schema.tables where table_schema = ?",
+                [schema],
+            )
+        }
+
+
+class Warehouse:
+    """One destination as solarsync uses it. Subclasses fill in what differs."""
+
+    kind: ClassVar[str]
+    #: sqlglot dialect of the destination's SQL (views are written in DuckDB's)
+    dialect: ClassVar[str] = "duckdb"
+
+    def dlt_destination(self) -> Any:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """Where data lands, for people (never a password)."""
+        raise NotImplementedError
+
+    def exists(self) -> bool:
+        """Whether anything was ever loaded here (``status`` says 'not created yet')."""
+        return True
+
+    @contextlib.contextmanager
+    def lock(self, source: str) -> Iterator[None]:
+        """Held while ``source`` loads, besides the local file lock (e.g. a Postgres advisory
+        lock so two hosts never load one source at once)."""
+        yield
+
+    def prepare(self) -> None:
+        """Before a pipeline is built: create folders, adopt an earlier version's layout."""
+
+    def adapt(self, source: Any) -> Any:
+        """The dlt source as this destination loads it (e.g. Delta table format, partition
+        hints, a history strategy the destination supports). Default: unchanged."""
+        return source
+
+    def publish(self, pipeline: dlt.Pipeline, source: str) -> list[str]:
+        """After a successful load of ``source``: (re)create its analytics views and make the
+        new data visible to readers. Returns the views created."""
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[Reader | None]:
+        """Read-only access for ``status``/``report``; None when nothing is readable yet."""
+        yield None
+
+
+class DuckDBWarehouse(Warehouse):
+    """The default: one DuckDB file, ``warehouse/solarsync.duckdb``."""
+
+    kind = "duckdb"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"DuckDBWarehouse({str(self.path)!r})"
+
+    # the file dlt loads into (BI publish may give loading its own file)
+    @property
+    def load_path(self) -> Path:
+        return self.path
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def credentials(self) -> Any:
+        """The file, with DuckDB's memory capped (it spills to disk beyond the cap).
+
+        Without a cap DuckDB takes what it likes during a large merge: the load step set the
+        peak RSS of a sync (``make bench``). ``destination.duckdb.memory_limit`` changes it.
+        """
+        from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+        credentials = DuckDbCredentials(str(self.load_path))
+        credentials.global_config = {
+            "memory_limit": str(
+                _config("destination.duckdb.memory_limit") or DEFAULT_DUCKDB_MEMORY_LIMIT
+            ),
+            "preserve_insertion_order": False,  # lets big merges stream and spill
+        }
+        return credentials
+
+    def dlt_destination(self) -> Any:
+        return dlt.destinations.duckdb(credentials=self.credentials())
+
+    def prepare(self) -> None:
+        self.load_path.parent.mkdir(parents=True, exist_ok=True)
+
+    def publish(self, pipeline: dlt.Pipeline, source: str) -> list[str]:
+        from pipelines.views import apply_views
+
+        return apply_views(self.load_path, source)
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[Reader | None]:
+        import duckdb
+
+        if not self.path.exists():
+            yield None
+            return
+        connection = duckdb.connect(str(self.path), read_only=True)
+        try:
+            yield Reader(connection)
+        finally:
+            connection.close()
+
+
+def duckdb_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """``--warehouse`` > ``DESTINATION__DUCKDB__CREDENTIALS`` / .dlt config > the default."""
+    if explicit:
+        return Path(explicit)
+    configured = _config("destination.duckdb.credentials")
+    if isinstance(configured, str) and configured.strip():
+        value = configured.strip()
+        for prefix in ("duckdb:///", "duckdb://"):
+            if value.startswith(prefix):
+                value = value[len(prefix) :]
+        return Path(value)
+    return DEFAULT_WAREHOUSE
+
+
+def configured_kind(explicit: str | None = None) -> str:
+    """``--destination`` > ``[solarsync] destination`` (``SOLARSYNC__DESTINATION``) > duckdb."""
+    kind = explicit or _config("solarsync.destination") or "duckdb"
+    if kind not in KINDS:
+        from sources.common import ConfigurationError
+
+        raise ConfigurationError(
+            f"unknown destination {kind!r}",
+            hint=f"choose one of {', '.join(KINDS)} (--destination or [solarsync] destination)",
+        )
+    return kind
+
+
+def resolve(kind: str | None = None, warehouse: str | os.PathLike[str] | None = None) -> Warehouse:
+    """The warehouse the command line and configuration name."""
+    kind = configured_kind(kind)
+    if kind == "duckdb":
+        return DuckDBWarehouse(duckdb_path(warehouse))
+    if warehouse:
+        from sources.common import ConfigurationError
+
+        raise ConfigurationError(
+            f"--warehouse names a DuckDB file; the {kind} destination is configured with "
+            f"DESTINATION__{kind.upper()}__... settings",
+            hint="drop --warehouse or use --destination duckdb",
+        )
+    if kind == "filesystem":
+        from pipelines.lake import LakeWarehouse
+
+        return LakeWarehouse.from_config()
+    from pipelines.postgres import PostgresWarehouse
+
+    return PostgresWarehouse.from_config()
+
+
+def as_warehouse(value: Warehouse | str | os.PathLike[str]) -> Warehouse:
+    """A :class:`Warehouse`, or a DuckDB file path (tests and the demo pass paths)."""
+    if isinstance(value, Warehouse):
+        return value
+    return DuckDBWarehouse(value)
