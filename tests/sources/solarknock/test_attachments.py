@@ -168,6 +168,44 @@ def test_size_change_missing_blob_removal_and_deletion(sk_sandbox, warehouse, ro
     assert_blobs_match(sk_sandbox, warehouse, root)
 
 
+def fetched_files(sb) -> list[tuple[str, str]]:
+    return sorted(tuple(r.path.rsplit("/", 2)[-2:]) for r in sb.requests if r.endpoint == ATT)
+
+
+def test_a_leads_backfill_repairs_their_files(small_sandbox, warehouse, root, monkeypatch, capsys):
+    """``backfill --resource leads`` runs lead_attachments too: a lost blob comes back; with
+    attachments switched off nothing follows (and nothing is said)."""
+    sb = small_sandbox
+    assert run("run", "solarknock") == 0
+    table = rows(warehouse)
+    lost, other = sorted(live_files(sb))[:2]
+    Path(table[lost]["blob_path"]).unlink()
+    sb.clear_requests()
+    capsys.readouterr()
+
+    assert run("backfill", "solarknock", "--resource", "leads") == 0
+    out = capsys.readouterr().out
+    assert "backfilling leads also backfills lead_attachments" in out
+    assert {r.endpoint for r in sb.requests} == {"org", "leads", ATT}
+    assert fetched_files(sb) == [lost]  # the other files are already stored
+    assert_blobs_match(sb, warehouse, root)
+
+    Path(table[other]["blob_path"]).unlink()  # the files alone: leads read, not reloaded
+    sb.clear_requests()
+    assert run("backfill", "solarknock", "--resource", "lead_attachments") == 0
+    assert "lead_attachments" in capsys.readouterr().out
+    assert fetched_files(sb) == [other]
+    assert_blobs_match(sb, warehouse, root)
+
+    monkeypatch.setenv("SOURCES__SOLARKNOCK__ATTACHMENTS__ENABLED", "false")
+    Path(table[lost]["blob_path"]).unlink()
+    sb.clear_requests()
+    assert run("backfill", "solarknock", "--resource", "leads") == 0
+    assert "also backfills" not in capsys.readouterr().out
+    assert {r.endpoint for r in sb.requests} == {"org", "leads"}
+    assert run("backfill", "solarknock", "--resource", "lead_attachments") == 2
+
+
 def test_hostile_names_and_ids_stay_inside_the_blob_root(sk_sandbox, warehouse, root):
     lead = next(lead["id"] for lead in sk_sandbox.truth("leads") if not lead.get("deleted_at"))
     hostile = [
