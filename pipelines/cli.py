@@ -19,6 +19,7 @@ cron (nightly at 02:15, logs appended):
   solarsync backfill solarknock                                  # everything, all tables
   solarsync backfill solarknock --since 2024-01-01 --until 2024-07-01
   solarsync backfill solarknock --resource knocks --resource leads
+(--resource leads also backfills lead_attachments: the files of those leads)
 A backfill merges into the same tables and never moves the nightly checkpoint.""",
     "status": """examples:
   solarsync status

@@ -20,7 +20,7 @@ def _checkpoints(spec: SourceSpec, warehouse: Warehouse) -> dict[str, dict[str, 
     return {name: value for name, value in resources.items() if isinstance(value, dict)}
 
 
-BLOB_STATUSES = ("stored", "failed", "removed", "skipped")
+BLOB_STATUSES = ("stored", "failed", "removed", "skipped", "skipped_deleted")
 
 
 def _blob_tables(con: Reader, schema: str, existing: set[str]) -> list[dict[str, Any]]:

@@ -11,7 +11,9 @@ Tables (key; cursor; write disposition):
   JSON columns; the ``analytics`` views expose them as typed lists.
 * ``lead_attachments``: (``lead_id, file_id``; the leads' window; merge) the files of the leads
   copied into a blob store, with ``blob_path``, ``sha256`` and a ``status``
-  (``sources.solarknock.attachments``; off with ``attachments.enabled = false``).
+  (``sources.solarknock.attachments``; off with ``attachments.enabled = false``). Files follow
+  their leads: a backfill of ``leads`` (``--resource leads``) also runs ``lead_attachments``
+  for the leads it reads (:func:`backfill_followers`).
 
 Every list table syncs the window ``(since, until]`` on ``updated_at`` with
 ``include_deleted=true``: ``until`` is the server's clock at the start of the run (``GET /org``),
@@ -37,6 +39,7 @@ from sources.common.arrow import PageConverter
 from sources.solarknock.attachments import AttachmentsConfig, attachment_resources
 from sources.solarknock.client import SolarKnockClient, Window, iso, parse_ts
 from sources.solarknock.settings import (
+    ATTACHMENTS_TABLE,
     DEFAULT_BASE_URL,
     DEFAULT_LOOKBACK_SECONDS,
     DEFAULT_PAGE_SIZE,
@@ -50,6 +53,17 @@ from sources.solarknock.settings import (
 logger = logging.getLogger("solarsync.solarknock")
 
 RESOURCE_NAMES = ("org", *(e.name for e in LIST_ENDPOINTS))
+
+
+@with_config(sections=("sources", SOURCE_NAME))
+def backfill_followers(attachments: AttachmentsConfig = None) -> dict[str, tuple[str, ...]]:
+    """Tables a partial backfill runs along with the ones named (``solarsync backfill
+    solarknock --resource leads``): ``lead_attachments`` follows ``leads``, so backfilling
+    leads stores their missing or changed files (the transformer walks exactly the leads the
+    backfill reads). Nothing follows while ``attachments.enabled`` is false."""
+    if attachments is not None and not attachments.enabled:
+        return {}
+    return {"leads": (ATTACHMENTS_TABLE,)}
 
 
 @dlt.source(name=SOURCE_NAME, max_table_nesting=2)
@@ -316,4 +330,4 @@ def check(
     return found
 
 
-__all__ = ["RESOURCE_NAMES", "check", "next_window", "solarknock"]
+__all__ = ["RESOURCE_NAMES", "backfill_followers", "check", "next_window", "solarknock"]

@@ -6,7 +6,8 @@ or had: the metadata (``file_name``, ``mime_type``, declared ``size``, ``uploade
 (``blob_path``, ``sha256`` and ``bytes_stored`` of the stored bytes, ``downloaded_at``) and a
 ``status``: ``stored``; ``failed`` (``reason`` says why; retried on later runs); ``skipped``
 (a configured limit: ``max_file_size``, ``allowed_mime_types``); ``removed`` (gone from its lead,
-or the lead was deleted; an existing blob is kept unless ``purge_removed``).
+or the lead was deleted; an existing blob is kept unless ``purge_removed``); ``skipped_deleted``
+(the lead was already deleted when the file was first seen: never downloaded, no blob).
 
 How a run works:
 

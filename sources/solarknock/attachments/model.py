@@ -20,6 +20,8 @@ from sources.common import SolarsyncError
 from sources.solarknock.settings import DEFAULT_DOWNLOAD_CONCURRENCY
 
 STORED, FAILED, REMOVED, SKIPPED = "stored", "failed", "removed", "skipped"
+#: a file of a lead that was already deleted when solarsync first saw it: never stored
+SKIPPED_DELETED = "skipped_deleted"
 BLOB_FIELDS = ("blob_path", "sha256", "bytes_stored", "downloaded_at")
 
 

@@ -20,6 +20,7 @@ from sources.solarknock.attachments.download import FileDownloads, _Cancelled
 from sources.solarknock.attachments.model import (
     FAILED,
     REMOVED,
+    SKIPPED_DELETED,
     Attachment,
     AttachmentsConfig,
     _attachment_list,
@@ -104,9 +105,13 @@ class AttachmentSync(FileDownloads):
                 if file_id in current and not deleted:
                     continue
                 old = known.get(file_id)
-                if old is not None and old.get("status") == REMOVED and file_id not in current:
-                    continue  # already recorded as removed
+                status = old.get("status") if old is not None else None
+                if status in (REMOVED, SKIPPED_DELETED) and file_id not in current:
+                    continue  # already recorded as removed (or as never stored)
                 pending.pop((lead_id, file_id), None)
+                if deleted and file_id in current and status in (None, SKIPPED_DELETED):
+                    immediate.append(self._never_stored(current[file_id], old, version))
+                    continue
                 why = "the lead was deleted" if deleted else "no longer attached to the lead"
                 immediate.append(
                     self._removed(current.get(file_id), old, lead_id, file_id, version, why)
@@ -242,6 +247,19 @@ class AttachmentSync(FileDownloads):
             kept, why = None, f"{why}; blob deleted"
         self._count("removed")
         return att.row(REMOVED, why, kept)
+
+    def _never_stored(
+        self, att: Attachment, old: dict[str, Any] | None, version: Any
+    ) -> dict[str, Any]:
+        """A file of a lead deleted before solarsync first saw the file: ``skipped_deleted``
+        (not downloaded, nothing to remove), unless a blob sits at its key after all (a
+        warehouse rebuilt next to an old blob store): that file is ``removed``, blob kept."""
+        store = self.store
+        if store.size(store.key(att.lead_id, att.file_id)) is not None:
+            why = "the lead was deleted"
+            return self._removed(att, old, att.lead_id, att.file_id, version, why)
+        self._count(SKIPPED_DELETED)
+        return att.row(SKIPPED_DELETED, "the lead was deleted before its files were stored")
 
     def _record(self, row: dict[str, Any], att: Attachment | None) -> dict[str, Any]:
         """Keep the retry set in state (main thread only) and return the row."""

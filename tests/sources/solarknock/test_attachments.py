@@ -71,6 +71,18 @@ def live_files(sb) -> dict[tuple[str, str], dict]:
     }
 
 
+DELETED_FIRST = "the lead was deleted before its files were stored"
+
+
+def deleted_lead_files(sb) -> list[tuple[str, str]]:
+    return sorted(
+        (lead["id"], a["id"])
+        for lead in sb.truth("leads")
+        if lead.get("deleted_at")
+        for a in lead.get("attachments") or []
+    )
+
+
 def rows(warehouse: Path) -> dict[tuple[str, str], dict]:
     out = {(r["lead_id"], r["file_id"]): r for r in warehouse_rows(warehouse, "lead_attachments")}
     assert len(out) == len(warehouse_rows(warehouse, "lead_attachments")), "duplicate keys"
@@ -107,14 +119,19 @@ def assert_blobs_match(sb, warehouse: Path, root: Path) -> dict[tuple[str, str],
 def test_full_sync_stores_every_file_once_then_rerun_downloads_nothing(
     sk_sandbox, warehouse, root, capsys
 ):
+    with_files = [lead["id"] for lead in sk_sandbox.truth("leads") if lead.get("attachments")]
+    sk_sandbox.soft_delete("leads", ids=with_files[:3])  # deleted before the first sync
     assert run("run", "solarknock") == 0
     table = assert_blobs_match(sk_sandbox, warehouse, root)
     live = live_files(sk_sandbox)
     assert len(live) > 100
     assert sk_sandbox.count_requests(endpoint=ATT) == len(live)
-    for lead in sk_sandbox.truth("leads"):  # deleted leads: recorded, never fetched
-        for a in lead.get("attachments") or [] if lead.get("deleted_at") else []:
-            assert table[(lead["id"], a["id"])]["status"] == "removed"
+    never = deleted_lead_files(sk_sandbox)  # leads deleted before the first sync
+    assert len(never) >= 3
+    for key in never:  # recorded as never stored (not "removed"), never fetched
+        row = table[key]
+        assert (row["status"], row["reason"]) == ("skipped_deleted", DELETED_FIRST)
+        assert [row[c] for c in ("blob_path", "sha256", "bytes_stored")] == [None] * 3
     for path in [root, *root.rglob("*")]:
         assert stat.S_IMODE(path.stat().st_mode) == (0o700 if path.is_dir() else 0o600)
     for info in sk_sandbox.requests:
@@ -123,15 +140,21 @@ def test_full_sync_stores_every_file_once_then_rerun_downloads_nothing(
 
     sk_sandbox.clear_requests()
     sk_sandbox.update("leads", n=20)  # walked again: their files are already stored
+    sk_sandbox.update("leads", ids=sorted({lead for lead, _ in never}))  # still deleted
     assert run("run", "solarknock") == 0
     assert sk_sandbox.count_requests(endpoint=ATT) == 0
-    assert_blobs_match(sk_sandbox, warehouse, root)
+    after = assert_blobs_match(sk_sandbox, warehouse, root)
+    assert {k for k, r in after.items() if r["status"] == "skipped_deleted"} == set(never)
+    assert len(after) == len(live) + len(never)
 
     capsys.readouterr()
     assert run("status") == 0
     out = capsys.readouterr().out
     line = next(line for line in out.splitlines() if "lead_attachments" in line)
-    assert f"{len(live)} stored" in line and "0 failed" in line
+    total = sum(meta["size"] for meta in live.values())
+    assert total > 1 << 20
+    counts = f"{len(live)} stored, 0 failed, 0 removed, 0 skipped, {len(never)} skipped_deleted"
+    assert line.strip() == f"files lead_attachments: {counts}; {total / (1 << 20):.1f} MiB stored"
 
 
 def test_size_change_missing_blob_removal_and_deletion(sk_sandbox, warehouse, root):
@@ -166,6 +189,48 @@ def test_size_change_missing_blob_removal_and_deletion(sk_sandbox, warehouse, ro
         assert (row["status"], row["reason"]) == ("removed", "the lead was deleted")
     # the removed files keep their blobs: every file on disk is still a recorded blob_path
     assert_blobs_match(sk_sandbox, warehouse, root)
+
+
+def fetched_files(sb) -> list[tuple[str, str]]:
+    return sorted(tuple(r.path.rsplit("/", 2)[-2:]) for r in sb.requests if r.endpoint == ATT)
+
+
+def test_a_leads_backfill_repairs_their_files(small_sandbox, warehouse, root, monkeypatch, capsys):
+    """``backfill --resource leads`` runs lead_attachments too: a lost blob comes back; with
+    attachments switched off nothing follows (and nothing is said)."""
+    sb = small_sandbox
+    assert run("run", "solarknock") == 0
+    table = rows(warehouse)
+    capsys.readouterr()
+    assert run("status", "solarknock") == 0  # every status listed, a zero count included
+    line = next(x for x in capsys.readouterr().out.splitlines() if "files lead_attachments" in x)
+    assert f"{len(table)} stored, 0 failed, 0 removed, 0 skipped, 0 skipped_deleted;" in line
+    lost, other = sorted(live_files(sb))[:2]
+    Path(table[lost]["blob_path"]).unlink()
+    sb.clear_requests()
+    capsys.readouterr()
+
+    assert run("backfill", "solarknock", "--resource", "leads") == 0
+    out = capsys.readouterr().out
+    assert "backfilling leads also backfills lead_attachments" in out
+    assert {r.endpoint for r in sb.requests} == {"org", "leads", ATT}
+    assert fetched_files(sb) == [lost]  # the other files are already stored
+    assert_blobs_match(sb, warehouse, root)
+
+    Path(table[other]["blob_path"]).unlink()  # the files alone: leads read, not reloaded
+    sb.clear_requests()
+    assert run("backfill", "solarknock", "--resource", "lead_attachments") == 0
+    assert "lead_attachments" in capsys.readouterr().out
+    assert fetched_files(sb) == [other]
+    assert_blobs_match(sb, warehouse, root)
+
+    monkeypatch.setenv("SOURCES__SOLARKNOCK__ATTACHMENTS__ENABLED", "false")
+    Path(table[lost]["blob_path"]).unlink()
+    sb.clear_requests()
+    assert run("backfill", "solarknock", "--resource", "leads") == 0
+    assert "also backfills" not in capsys.readouterr().out
+    assert {r.endpoint for r in sb.requests} == {"org", "leads"}
+    assert run("backfill", "solarknock", "--resource", "lead_attachments") == 2
 
 
 def test_hostile_names_and_ids_stay_inside_the_blob_root(sk_sandbox, warehouse, root):
