@@ -7,6 +7,7 @@ fields, health down, revoked key) and a request log. Reference: shared/apis/heat
         sb.set_schedule(site, "grid", "upperLimitkW", [{"startAt": ..., "endAt": ..., "value": 40}])
         sb.clear_schedule(site, "bess", "activePowerkW"); sb.clear_schedules(site)
         sb.set_online(site, False); sb.hide_site(site); sb.add_asset(site, "hydrogen", {...})
+        sb.set_entry_field("priority", "high")  # a new field on every schedule entry
         sb.set_health(503); sb.revoke_key(); sb.fail_next(3, 500, endpoint="detail")
 """
 
@@ -56,6 +57,7 @@ class HeatSandbox:
             "add_asset",
             "set_asset_field",
             "set_site_field",
+            "set_entry_field",
             "set_health",
             "revoke_key",
             "fail_next",
@@ -249,6 +251,16 @@ class HeatSandbox:
     def set_site_field(self, site_id: str, name: str, value: Any) -> None:
         with self._lock:
             self._site(site_id)[name] = value
+
+    def set_entry_field(self, name: str, value: Any, site_id: str | None = None) -> None:
+        """Set ``name`` on every schedule entry (of one site, or of every site): e.g. a field
+        the API starts sending with unchanged entries."""
+        with self._lock:
+            sites = [self._site(site_id)] if site_id else list(self._sites.values())
+            for site in sites:
+                for schedule in site.get("schedules") or ():
+                    for entry in schedule["entries"]:
+                        entry[name] = copy.deepcopy(value)
 
     # -- faults -----------------------------------------------------------------------------
     def set_health(self, status: int | str = 204, delay: float = 0.0) -> None:

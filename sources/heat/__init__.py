@@ -11,11 +11,15 @@ Tables (key; write disposition):
   column (``site_id``; merge).
 * ``site_status_history``: ``is_online``, ``reported_at`` of every site in every snapshot
   (``site_id, snapshot_at``; merge, so a re-loaded package adds nothing twice).
+* ``snapshots``: one row per snapshot, ``sites_listed`` (``snapshot_at``; merge): a snapshot
+  that listed no site at all is known too, so a site missing from it counts as missing.
 * ``schedule_entries``: one row version per (``site_id, asset, type, start_at``) with
   ``end_at``, ``value`` and validity ``_dlt_valid_from`` / ``_dlt_valid_to`` (snapshot
-  instants; NULL = still active) (row hash; scd2). A changed entry retires its old version; a
-  cleared schedule (empty ``entries``, or no schedules at all) retires its rows; a site missing
-  from a snapshot keeps its rows untouched.
+  instants; NULL = still active) (``entry_hash``, a hash of those six fields only; scd2). A
+  changed entry retires its old version; a cleared schedule (empty ``entries``, or no schedules
+  at all) retires its rows; a site missing from a snapshot keeps its rows untouched. Other
+  fields (e.g. one the API adds) are stored on the versions written from then on and never
+  make a version by themselves.
 * ``assets``: one row per (``site_id, asset_kind``) with rated limits, capacity and the latest
   readings, ``last_seen_at`` (``site_id, asset_kind``; merge). A new asset kind is new rows.
 * ``asset_readings``: the readings (every asset field that is not its id, type, a
@@ -35,31 +39,50 @@ from typing import Any
 
 import dlt
 import pendulum
+from dlt.common.configuration.container import Container
 from dlt.common.configuration.inject import with_config
+from dlt.common.pipeline import PipelineContext
 from dlt.sources import DltResource
 
 from sources.common import ConfigurationError, stats_for
 from sources.heat.client import HeatClient
-from sources.heat.model import TypeWatch, asset_rows, schedule_rows, site_row, status_row
+from sources.heat.model import (
+    TypeWatch,
+    asset_rows,
+    schedule_rows,
+    site_row,
+    status_row,
+    with_entry_hash,
+)
 from sources.heat.settings import (
     API_KEY_ENV,
     ASSET_COLUMNS,
     DEFAULT_API_VERSION,
     DEFAULT_CONCURRENCY,
     DEFAULT_HEALTH_TIMEOUT,
+    ENTRY_HASH_COLUMN,
+    ENTRY_HASH_VERSION,
     MAX_CONCURRENCY,
     READING_COLUMNS,
     SCHEDULE_COLUMNS,
-    SCHEDULE_MARKER_FILTER,
-    SCHEDULE_SCOPE,
+    SCHEDULE_WRITE_DISPOSITION,
     SITE_COLUMNS,
+    SNAPSHOT_COLUMNS,
     SOURCE_NAME,
     STATUS_COLUMNS,
 )
+from sources.heat.upgrade import fill_entry_hashes
 
 logger = logging.getLogger("solarsync.heat")
 
-RESOURCE_NAMES = ("sites", "site_status_history", "schedule_entries", "assets", "asset_readings")
+RESOURCE_NAMES = (
+    "sites",
+    "site_status_history",
+    "snapshots",
+    "schedule_entries",
+    "assets",
+    "asset_readings",
+)
 _clients: dict[tuple[Any, ...], HeatClient] = {}  # one session per settings, per process
 
 
@@ -118,15 +141,16 @@ def heat(
             columns=copy.deepcopy(STATUS_COLUMNS),
         ),
         dlt.resource(
+            _generator(snapshot.snapshot_rows),
+            name="snapshots",
+            write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+            primary_key="snapshot_at",
+            columns=copy.deepcopy(SNAPSHOT_COLUMNS),
+        ),
+        dlt.resource(
             _generator(snapshot.schedule_rows),
             name="schedule_entries",
-            write_disposition={
-                "disposition": "merge",
-                "strategy": "scd2",
-                # marker rows scope the merge to the sites of this snapshot, then drop out
-                "source_filter": SCHEDULE_MARKER_FILTER,
-                "destination_scope": SCHEDULE_SCOPE,
-            },
+            write_disposition=copy.deepcopy(SCHEDULE_WRITE_DISPOSITION),
             columns=copy.deepcopy(SCHEDULE_COLUMNS),
         ),
         dlt.resource(
@@ -254,12 +278,17 @@ class Snapshot:
         rows = [status_row(s, self.at) for s in self.sites()]
         yield from self._emit("site_status_history", rows)
 
+    def snapshot_rows(self) -> Iterator[list[dict[str, Any]]]:
+        row = {"snapshot_at": self.at, "sites_listed": len(self.sites())}
+        yield from self._emit("snapshots", [row])
+
     def schedule_rows(self) -> Iterator[list[dict[str, Any]]]:
         rows = []
         for site in self.sites():
             # a list without the site's schedules: its detail (read anyway) may have them
             detail = self._detail(site["siteId"]) if site.get("schedules") is None else None
-            rows.extend(schedule_rows(site, detail))
+            rows.extend(with_entry_hash(r) for r in schedule_rows(site, detail))
+        _upgrade_entry_hashes()
         yield from self._emit("schedule_entries", rows, markers=sum("asset" not in r for r in rows))
 
     def asset_rows(self) -> Iterator[list[dict[str, Any]]]:
@@ -291,9 +320,34 @@ class Snapshot:
         # no rows (no site has assets, the group sees no sites): the table is still created,
         # so the views and BI queries find it (empty) rather than fail
         yield rows or dlt.mark.materialize_table_schema()
+        if not rows and table == "schedule_entries":
+            _type_entry_hash()
 
 
 ASSET_TABLES = ("assets",)  # where a run's skipped site details are reported (once)
+
+
+def _type_entry_hash() -> None:
+    """dlt's scd2 hint declares the row version column anew, without its type; a table created
+    with no row to type it would keep ``entry_hash`` untyped, which the normalizer refuses for a
+    NOT NULL column. Called once the (empty) table is in the schema."""
+    columns = dlt.current.source_schema().tables.get("schedule_entries", {}).get("columns", {})
+    if ENTRY_HASH_COLUMN in columns:
+        columns[ENTRY_HASH_COLUMN].setdefault("data_type", "text")
+
+
+def _upgrade_entry_hashes() -> None:
+    """Before the first snapshot with ``entry_hash`` is loaded into a warehouse written without
+    it, its stored rows get theirs (:mod:`sources.heat.upgrade`); once per warehouse."""
+    state = dlt.current.resource_state()
+    if state.get("entry_hash") == ENTRY_HASH_VERSION:
+        return
+    context = Container()[PipelineContext]
+    pipeline = context.pipeline() if context.is_active() else None
+    if pipeline is None or pipeline.destination is None:
+        return  # iterated outside a pipeline: nothing stored to upgrade
+    fill_entry_hashes(pipeline)
+    state["entry_hash"] = ENTRY_HASH_VERSION
 
 
 def _known_columns(table: str) -> dict[str, Any]:

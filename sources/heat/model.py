@@ -8,10 +8,13 @@ module does not know lands as a new nullable column, under its snake_case name.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from dlt.common.data_types.type_helpers import coerce_value, py_type_to_sc_type
@@ -20,6 +23,8 @@ from sources.heat.settings import (
     ASSET_RENAMED_FIELDS,
     ASSET_STATIC_FIELDS,
     ASSET_STATIC_PREFIXES,
+    ENTRY_HASH_COLUMN,
+    ENTRY_HASH_FIELDS,
     OWN_COLUMNS,
     RENAMED_FIELDS,
     SOURCE_NAME,
@@ -131,7 +136,7 @@ def schedule_rows(
 
 def _canonical(row: dict[str, Any]) -> None:
     """One spelling per value, so an entry is a new scd2 version only when it really changed
-    (the row hash is taken over the values as extracted): ``start_at``/``end_at`` as UTC
+    (``entry_hash`` is taken over the values as extracted): ``start_at``/``end_at`` as UTC
     datetimes (``...08:00:00Z`` = ``...08:00:00.000Z`` = ``...10:00:00+02:00``), numbers
     (``value`` and any extra field) as floats (``50`` = ``50.0``)."""
     for name in ("start_at", "end_at"):
@@ -142,6 +147,33 @@ def _canonical(row: dict[str, Any]) -> None:
             except ValueError:
                 pass  # left as sent: dlt's type check reports it
     row.update(_numbers_as_float(row))
+
+
+def with_entry_hash(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with its scd2 row version, ``entry_hash`` (see :func:`entry_hash`)."""
+    return {**row, ENTRY_HASH_COLUMN: entry_hash(row)}
+
+
+def entry_hash(row: Mapping[str, Any]) -> str:
+    """The scd2 row version of a ``schedule_entries`` row: a hash of its ``site_id, asset,
+    type, start_at, end_at, value`` only (``ENTRY_HASH_FIELDS``), so a field the API adds to
+    unchanged entries makes no new version. The same for a row as extracted and as read back
+    from the warehouse (timestamps in UTC, numbers as floats), which is how the rows of a
+    warehouse written before this hash get theirs (:mod:`sources.heat.upgrade`)."""
+    parts = [_hash_part(row.get(name)) for name in ENTRY_HASH_FIELDS]
+    text = json.dumps(parts, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _hash_part(value: Any) -> Any:
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)  # naive: UTC
+        return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, float, Decimal)):
+        return float(value)
+    return str(value)
 
 
 # --------------------------------------------------------------------------- assets

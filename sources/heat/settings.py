@@ -47,7 +47,7 @@ ASSET_STATIC_PREFIXES = ("rated",)
 #: asset fields that become other columns (``type`` is the kind the API reports)
 ASSET_RENAMED_FIELDS = {"id": "asset_id", "type": "asset_type"}
 #: columns the source computes; an API field of the same name never overwrites them
-OWN_COLUMNS = ("site_id", "asset_kind", "snapshot_at", "last_seen_at")
+OWN_COLUMNS = ("site_id", "asset_kind", "snapshot_at", "last_seen_at", "entry_hash")
 
 
 def _col(data_type: str, nullable: bool = True) -> dict[str, Any]:
@@ -60,6 +60,10 @@ SITE_COLUMNS: dict[str, dict[str, Any]] = {
     "is_online": _col("bool"),
     "reported_at": _col("timestamp"),
     "last_seen_at": _col("timestamp", False),
+}
+SNAPSHOT_COLUMNS: dict[str, dict[str, Any]] = {
+    "snapshot_at": _col("timestamp", False),
+    "sites_listed": _col("bigint", False),
 }
 STATUS_COLUMNS: dict[str, dict[str, Any]] = {
     "site_id": _col("text", False),
@@ -76,6 +80,9 @@ SCHEDULE_COLUMNS: dict[str, dict[str, Any]] = {
     "start_at": _col("timestamp"),
     "end_at": _col("timestamp"),
     "value": _col("double"),
+    "entry_hash": _col("text", False),
+    # tables written before entry_hash have dlt's own row hash here: it is not the version now
+    "_dlt_id": {"name": "_dlt_id", "x-row-version": False},
 }
 ASSET_COLUMNS: dict[str, dict[str, Any]] = {
     "site_id": _col("text", False),
@@ -90,8 +97,22 @@ READING_COLUMNS: dict[str, dict[str, Any]] = {
     "snapshot_at": _col("timestamp", False),
 }
 
-#: scd2 on schedule_entries: a row version is (site, asset, type, start, end, value, extras);
+#: scd2 on schedule_entries: a row version is the hash of these entry fields (columns), in this
+#: order; any other field (a schedule's or an entry's, e.g. one the API adds later) is stored on
+#: the versions written from then on but never makes a version by itself
+ENTRY_HASH_FIELDS = ("site_id", "asset", "type", "start_at", "end_at", "value")
+ENTRY_HASH_COLUMN = "entry_hash"
+#: the rule above, recorded in the resource state once the warehouse's rows all carry it
+ENTRY_HASH_VERSION = 1
 #: only sites with a marker row in the load can have rows retired, so a site missing from a
 #: snapshot keeps its schedule, and a site present with no entries has them all retired
 SCHEDULE_MARKER_FILTER = "asset IS NOT NULL"
 SCHEDULE_SCOPE = "{table}.site_id IN (SELECT site_id FROM {staging_table})"
+SCHEDULE_WRITE_DISPOSITION: dict[str, Any] = {
+    "disposition": "merge",
+    "strategy": "scd2",
+    "row_version_column_name": ENTRY_HASH_COLUMN,
+    # marker rows scope the merge to the sites of this snapshot, then drop out
+    "source_filter": SCHEDULE_MARKER_FILTER,
+    "destination_scope": SCHEDULE_SCOPE,
+}

@@ -8,24 +8,61 @@
 CREATE SCHEMA IF NOT EXISTS analytics;
 
 -- analytics.heat_sites: current state per site; in_latest_snapshot is false for a site the
--- last snapshot did not list (its rows are kept, with the last time it was seen).
+-- last snapshot did not list (its rows are kept, with the last time it was seen). Snapshots are
+-- heat.snapshots (one row each, also those that listed no site) plus, for snapshots loaded
+-- before that table existed, the instants of heat.site_status_history.
 CREATE OR REPLACE VIEW analytics.heat_sites AS
 SELECT
     s.* EXCLUDE (_dlt_load_id, _dlt_id),
-    s.last_seen_at = (SELECT max(snapshot_at) FROM heat.site_status_history) AS in_latest_snapshot
+    s.last_seen_at = (
+        SELECT max(snapshot_at) FROM (
+            SELECT snapshot_at FROM heat.snapshots
+            UNION SELECT snapshot_at FROM heat.site_status_history
+        ) AS known
+    ) AS in_latest_snapshot
 FROM heat.sites AS s;
 
--- analytics.heat_site_availability: per site, how many snapshots saw it and how often online.
+-- analytics.heat_site_availability: per site, the snapshots taken since the first one that
+-- listed it (snapshots), split into the three states: listed and online (snapshots_online),
+-- listed but not online (snapshots_offline), not listed: hidden from or removed from the
+-- list (snapshots_missing). online_pcnt = snapshots_online / snapshots, so a missing snapshot
+-- counts as not available. Snapshots before a site was first listed do not count.
 CREATE OR REPLACE VIEW analytics.heat_site_availability AS
+WITH known_snapshots AS (
+    SELECT snapshot_at FROM heat.snapshots
+    UNION
+    SELECT snapshot_at FROM heat.site_status_history
+),
+listed AS (
+    SELECT
+        site_id,
+        count(*) AS snapshots_listed,
+        count(*) FILTER (WHERE is_online) AS snapshots_online,
+        min(snapshot_at) AS first_snapshot_at,
+        max(snapshot_at) AS last_snapshot_at
+    FROM heat.site_status_history
+    GROUP BY site_id
+),
+counted AS (
+    SELECT
+        l.*,
+        (
+            SELECT count(*) FROM known_snapshots AS k WHERE k.snapshot_at >= l.first_snapshot_at
+        ) AS snapshots
+    FROM listed AS l
+)
 SELECT
-    site_id,
-    count(*) AS snapshots,
-    count(*) FILTER (WHERE is_online) AS snapshots_online,
-    round(100.0 * count(*) FILTER (WHERE is_online) / count(*), 1) AS online_pcnt,
-    min(snapshot_at) AS first_snapshot_at,
-    max(snapshot_at) AS last_snapshot_at
-FROM heat.site_status_history
-GROUP BY site_id;
+    c.site_id,
+    s.site_name,
+    c.snapshots,
+    c.snapshots_online,
+    c.snapshots_listed - c.snapshots_online AS snapshots_offline,
+    c.snapshots - c.snapshots_listed AS snapshots_missing,
+    round(100.0 * c.snapshots_online / c.snapshots, 1) AS online_pcnt,
+    c.first_snapshot_at,
+    c.last_snapshot_at
+FROM counted AS c
+LEFT JOIN heat.sites AS s ON s.site_id = c.site_id;
 
 -- analytics.heat_schedules_current: the schedule entries the latest snapshot of each site
 -- showed (a site missing from later snapshots keeps its last known schedule).
@@ -33,7 +70,7 @@ CREATE OR REPLACE VIEW analytics.heat_schedules_current AS
 SELECT
     e.site_id,
     s.site_name,
-    e.* EXCLUDE (site_id, _dlt_valid_from, _dlt_valid_to, _dlt_load_id, _dlt_id),
+    e.* EXCLUDE (site_id, _dlt_valid_from, _dlt_valid_to, _dlt_load_id, _dlt_id, entry_hash),
     e._dlt_valid_from AS known_since
 FROM heat.schedule_entries AS e
 LEFT JOIN heat.sites AS s USING (site_id)
@@ -45,7 +82,9 @@ WHERE e._dlt_valid_to IS NULL;
 -- entry was cleared or dropped from its schedule at known_until).
 CREATE OR REPLACE VIEW analytics.heat_schedule_history AS
 SELECT
-    e.* EXCLUDE (_dlt_valid_from, _dlt_valid_to, _dlt_load_id, _dlt_id),
+    e.site_id,
+    s.site_name,
+    e.* EXCLUDE (site_id, _dlt_valid_from, _dlt_valid_to, _dlt_load_id, _dlt_id, entry_hash),
     e._dlt_valid_from AS known_from,
     e._dlt_valid_to AS known_until,
     CASE
@@ -57,7 +96,8 @@ SELECT
         ) THEN 'changed'
         ELSE 'removed'
     END AS ended_by
-FROM heat.schedule_entries AS e;
+FROM heat.schedule_entries AS e
+LEFT JOIN heat.sites AS s ON s.site_id = e.site_id;
 
 -- analytics.heat_schedule_at(at_time [, as_of := ...]): the entries in force at at_time
 -- (start_at <= at_time < end_at) as the snapshots known at as_of showed them (default: as
@@ -66,7 +106,7 @@ FROM heat.schedule_entries AS e;
 --   WHERE site_id = '123e4567-e89b-12d3-a456-426614174000';
 CREATE OR REPLACE MACRO analytics.heat_schedule_at(at_time, as_of := NULL) AS TABLE
 SELECT
-    e.* EXCLUDE (_dlt_valid_from, _dlt_valid_to, _dlt_load_id, _dlt_id),
+    e.* EXCLUDE (_dlt_valid_from, _dlt_valid_to, _dlt_load_id, _dlt_id, entry_hash),
     e._dlt_valid_from AS known_from,
     e._dlt_valid_to AS known_until
 FROM heat.schedule_entries AS e

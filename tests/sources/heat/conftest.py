@@ -13,7 +13,14 @@ import pytest
 
 HEAT_KEY = "agk_test01.ags_HEATSECRETKEY123"
 HEAT_SECRET_PART = "ags_HEATSECRETKEY123"
-TABLES = {"sites", "site_status_history", "schedule_entries", "assets", "asset_readings"}
+TABLES = {
+    "sites",
+    "site_status_history",
+    "snapshots",
+    "schedule_entries",
+    "assets",
+    "asset_readings",
+}
 DLT_TABLES = {"_dlt_loads", "_dlt_pipeline_state", "_dlt_version"}
 
 

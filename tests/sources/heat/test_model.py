@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from requests import Response
 
 from sources.common import ConfigurationError
 from sources.heat.client import describe_error, normalize_version, split_base_url, validate
-from sources.heat.model import TypeWatch, asset_rows, column_name, schedule_rows, site_row
+from sources.heat.model import (
+    TypeWatch,
+    asset_rows,
+    column_name,
+    entry_hash,
+    schedule_rows,
+    site_row,
+    with_entry_hash,
+)
+from sources.heat.settings import ENTRY_HASH_FIELDS
 
 AT = datetime(2026, 6, 1, 8, 0, 5, tzinfo=UTC)
 SITE = "123e4567-e89b-12d3-a456-426614174000"
@@ -107,6 +116,37 @@ def test_schedule_rows_spell_equal_values_one_way() -> None:
     assert repr(same[0]) == repr(same[2]) and same[0]["start_at"] == h(8)
     odd = row("garbage", "2026-06-01T10:00:00Z", True)
     assert (odd["start_at"], odd["value"]) == ("garbage", True)
+
+
+def test_entry_hash_covers_the_six_entry_fields_only() -> None:
+    """Issue 11: a field the API adds to unchanged entries (or schedules) is no change of the
+    entry; a row read back from the warehouse (what the upgrade hashes) hashes the same."""
+
+    def rows_of(extra_entry: dict, extra_schedule: dict) -> list[dict]:
+        entry = {"startAt": "2026-06-01T08:00:00Z", "endAt": "2026-06-01T10:00:00Z", "value": 50}
+        schedule = {"asset": "grid", "type": "upperLimitkW", "entries": [{**entry, **extra_entry}]}
+        site = {"siteId": SITE, "schedules": [{**schedule, **extra_schedule}]}
+        return [with_entry_hash(r) for r in schedule_rows(site)]
+
+    plain = rows_of({}, {})
+    grown = rows_of({"priority": "high", "source": {"by": "optimizer"}}, {"unit": "kW"})
+    assert grown[1]["priority"] == "high" and grown[1]["unit"] == "kW"  # stored, not hashed
+    assert [r["entry_hash"] for r in grown] == [r["entry_hash"] for r in plain]
+    assert len({r["entry_hash"] for r in plain}) == 2  # the marker row has one of its own
+
+    row = {k: v for k, v in plain[1].items() if k != "entry_hash"}
+    assert set(row) == set(ENTRY_HASH_FIELDS)
+    read_back = {
+        **row,
+        "start_at": datetime(2026, 6, 1, 10, tzinfo=timezone(timedelta(hours=2))),
+        "value": 50,
+        "_dlt_id": "dlts-own-row-hash",
+    }
+    assert entry_hash(read_back) == plain[1]["entry_hash"]
+    for name in ENTRY_HASH_FIELDS:  # each of the six counts
+        assert entry_hash({**row, name: None}) != entry_hash(row), name
+    assert entry_hash({**row, "value": 50.5}) != entry_hash(row)
+    assert entry_hash({**row, "end_at": h(11)}) != entry_hash(row)
 
 
 def test_schedule_rows_cleared_missing_and_duplicates() -> None:

@@ -109,6 +109,10 @@ def test_sandbox_serves_the_documented_shapes_and_obeys_the_admin_api(heat_sandb
         {"error": "not_found", "message": "Site not found"},
     )
 
+    admin(sb, "set_entry_field", name="priority", value="high", site_id=sb.site_ids[2])
+    entries = [e for s in sb.truth()[sb.site_ids[2]]["schedules"] for e in s["entries"]]
+    assert entries and {e["priority"] for e in entries} == {"high"}
+    assert all("priority" not in e for s in sb.truth()[site]["schedules"] for e in s["entries"])
     admin(sb, "set_online", site_id=site, online=False)
     admin(sb, "clear_schedules", site_id=site)
     admin(sb, "add_asset", site_id=site, kind="hydrogen", fields={"storedHydrogenKg": 3})
