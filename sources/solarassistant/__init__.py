@@ -21,7 +21,11 @@ Tables (key; write disposition):
   started (UTC), the same for every row of a poll: the API's rows carry no timestamp.
 * ``metric_polls``: one row per ``site_id, polled_at`` (append): ``status`` ``ok``/``offline``/
   ``error``, ``reason``, ``http_status``, ``metric_count``, ``authorized`` (a new site token was
-  obtained), ``duration_ms``. Offline or failing sites never fail the run.
+  obtained), ``duration_ms``, ``timezone`` (the site's configured time zone, for daily views).
+  Offline sites never fail the run, nor does a failing site while another site answers; a poll
+  in which no site could be read and at least one failed with an error (not offline) is a
+  failed poll: its rows are loaded, and ``last_sync.errors`` in the resource state tells the
+  runner to report the source as failed (exit 1).
 
 One call of :func:`solarassistant` is one poll. Site tokens (7-day life) are reused from
 process memory until shortly before they expire, and renewed once on a 401; neither they nor
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import zoneinfo
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -44,7 +49,7 @@ from dlt.sources import DltResource
 
 from sources.common import ConfigurationError, SolarsyncError, redact, stats_for
 from sources.solarassistant.client import SolarAssistantClient, forget_site_tokens
-from sources.solarassistant.metrics import poll_sites
+from sources.solarassistant.metrics import poll_errors, poll_sites
 from sources.solarassistant.settings import (
     DEFAULT_BASE_URL,
     DEFAULT_CONCURRENCY,
@@ -91,6 +96,8 @@ def solarassistant(
     proxy_timeout: float = DEFAULT_PROXY_TIMEOUT,
     proxy_max_attempts: int = DEFAULT_PROXY_MAX_ATTEMPTS,
     proxy_backoff_factor: float = DEFAULT_PROXY_BACKOFF,
+    timezone: str | None = None,
+    site_timezones: Any = None,
 ) -> Sequence[DltResource]:
     """SolarAssistant tables (see the module docstring).
 
@@ -104,6 +111,10 @@ def solarassistant(
         page_size: ``limit`` of ``GET /users`` requests.
         proxy_timeout, proxy_max_attempts, proxy_backoff_factor: per site and poll; an
             offline site costs at most ``proxy_max_attempts`` proxy requests.
+        timezone: the IANA time zone of every site (e.g. ``Europe/Berlin``) for the daily
+            energy views; default none (UTC).
+        site_timezones: per site id or name, its IANA time zone (over ``timezone``): a
+            mapping, or a JSON object in the env var.
     """
     token = str(api_token or "").strip()
     if not token:
@@ -119,7 +130,8 @@ def solarassistant(
             source=SOURCE_NAME,
             hint="fix sources.solarassistant.concurrency / page_size",
         )
-    polled_at = pendulum.now("UTC")  # one instant for every row of this poll
+    zone_of, zoned = _zones(timezone, site_timezones)
+    polled_at = _now()  # one instant for every row of this poll
     client = _client(
         token,
         base_url,
@@ -161,11 +173,8 @@ def solarassistant(
 
     details = fetch_all(client.site, "reading its details")
     members = fetch_all(client.site_members, "listing its members")
-    poll = _once(
-        lambda: poll_sites(
-            client, _select(site_list(), wanted), topic_globs, concurrency, polled_at
-        )
-    )
+    selected = _once(lambda: _select(site_list(), wanted))
+    poll = _once(lambda: poll_sites(client, selected(), topic_globs, concurrency, polled_at))
 
     @dlt.resource(name="users", write_disposition="replace", primary_key="id")
     def users() -> Iterator[dict[str, Any]]:
@@ -264,12 +273,83 @@ def solarassistant(
             len(results),
             ", ".join(f"{n} {s}" for s, n in counts.items()),
         )
-        yield [r.record(polled_at) for r in results]
+        known = {str(v) for s in site_list() for v in (s["id"], s.get("name"))}
+        if zoned - known:
+            logger.warning(
+                "solarassistant: sources.solarassistant.site_timezones names %s, not sites of "
+                "this account",
+                sorted(zoned - known),
+            )
+        errors = poll_errors(results)
+        if wanted and not selected():
+            errors.append(
+                str(
+                    ConfigurationError(
+                        f"sources.solarassistant.sites names {wanted}: none is a site of this "
+                        "account, so no site was polled",
+                        source=SOURCE_NAME,
+                        hint="use ids or names of the solarassistant.sites table (or 'all')",
+                    )
+                )
+            )
+        # read by the runner after the load: a poll whose rows loaded may still have failed
+        # (never secrets: reasons are redacted). Set every poll, so none keeps an old error.
+        dlt.current.resource_state("metric_polls")["last_sync"] = {"errors": errors}
+        yield [{**r.record(polled_at), "timezone": zone_of(r)} for r in results]
 
     return [users, sites_, site_members, organizations, org_users, metrics, metric_polls]
 
 
 # --------------------------------------------------------------------------- helpers
+def _now() -> pendulum.DateTime:
+    """The instant of a poll (UTC); tests replace it to date polls."""
+    return pendulum.now("UTC")
+
+
+def _zones(default: str | None, per_site: Any) -> tuple[Callable[[Any], str | None], set[str]]:
+    """The configured time zone of a polled site (by id, then name, then ``default``), or
+    None; and the site ids/names ``per_site`` names. Every zone is checked here: a wrong one
+    is a configuration error, not a view that fails when queried."""
+    if isinstance(per_site, str):
+        text = per_site.strip()
+        try:
+            per_site = orjson.loads(text) if text else {}
+        except orjson.JSONDecodeError:
+            per_site = None
+    if per_site is None:
+        per_site = {}
+    if not isinstance(per_site, dict) and hasattr(per_site, "items"):
+        per_site = dict(per_site.items())
+    if not isinstance(per_site, dict):
+        raise ConfigurationError(
+            "site_timezones is not a mapping of site ids or names to time zones",
+            source=SOURCE_NAME,
+            hint="set [sources.solarassistant.site_timezones] in config.toml, e.g. "
+            '"my-site" = "Europe/Berlin", or SOURCES__SOLARASSISTANT__SITE_TIMEZONES='
+            '\'{"my-site": "Europe/Berlin"}\'',
+        )
+    zones = {str(k).strip(): str(v).strip() for k, v in per_site.items() if v}
+    fallback = str(default).strip() if default else None
+    for setting, zone in [("timezone", fallback), *zones.items()]:
+        if not zone:
+            continue
+        try:
+            zoneinfo.ZoneInfo(zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            where = "timezone" if setting == "timezone" else f"site_timezones[{setting!r}]"
+            raise ConfigurationError(
+                f"{where} = {zone!r} is not an IANA time zone",
+                source=SOURCE_NAME,
+                hint=f"set sources.solarassistant.{where} to a name such as Europe/Berlin or "
+                "America/New_York",
+            ) from None
+
+    def zone_of(site: Any) -> str | None:
+        return zones.get(str(site.site_id)) or zones.get(str(site.site_name)) or fallback
+
+    return zone_of, set(zones)
+
+
 def _once(fn: Callable[[], T]) -> Callable[[], T]:
     """``fn`` evaluated on first use and shared by the resources of one poll."""
     lock, box = threading.Lock(), []
