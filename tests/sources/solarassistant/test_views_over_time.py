@@ -4,9 +4,13 @@ site stopped sending, the ``total/`` flag, and huge integers kept as sent."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pendulum
 import pytest
@@ -14,6 +18,7 @@ import pytest
 import sources.solarassistant as source
 from pipelines.cli import main
 from sandbox.solarassistant import SolarAssistantSandbox
+from sources.solarassistant import reset_caches
 from tests.sources.solarassistant.conftest import ENV, SA_TOKEN, point_at
 from tests.sources.solarassistant.warehouse_check import rows
 
@@ -33,42 +38,54 @@ READINGS = [
 ]
 
 
-@pytest.fixture
-def two_sites(monkeypatch, tmp_path: Path):
-    with SolarAssistantSandbox(
-        seed=3, api_token=SA_TOKEN, sites=2, cert_dir=str(tmp_path / "cert")
-    ) as sb:
-        point_at(sb, monkeypatch)
-        yield sb
+@dataclass
+class Scenario:
+    sb: SolarAssistantSandbox
+    warehouse: Path
+    local: Any  # the site with a configured time zone
+    utc: Any  # the site without one; removed from the account before the last poll
+    gone: str  # a topic the local site stopped sending after the 3rd poll
 
 
-def at(instant: str, monkeypatch) -> None:
-    when = pendulum.parse(instant)
-    monkeypatch.setattr(source, "_now", lambda: when)
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory) -> Iterator[Scenario]:
+    """Five runs dated by READINGS against two sites (built once: the tests only read)."""
+    from sources.common import reset_stats
+
+    tmp = tmp_path_factory.mktemp("sa-views")
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        SolarAssistantSandbox(seed=3, api_token=SA_TOKEN, sites=2, cert_dir=str(tmp)) as sb,
+    ):
+        for name in [n for n in os.environ if n.startswith("SOURCES__")]:
+            mp.delenv(name)
+        mp.setenv("DLT_DATA_DIR", str(tmp / "dlt"))
+        mp.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(tmp / "warehouse.duckdb"))
+        point_at(sb, mp)
+        reset_caches()
+        reset_stats()
+        local, utc = sb.sites
+        gone = next(m.topic for m in local.metrics if m.topic.startswith("inverter_1/temp"))
+        mp.setenv(ENV + "SITE_TIMEZONES", f'{{"{local.name}": "{ZONE}"}}')
+        for n, (instant, kwh) in enumerate(READINGS):
+            when = pendulum.parse(instant)
+            mp.setattr(source, "_now", lambda when=when: when)
+            for site in (local, utc):
+                sb.set_value(site.id, ENERGY, float(kwh), "kWh")
+                sb.set_value(site.id, WH, 1000.0 * float(kwh), "Wh")
+            if n == 3:
+                sb.remove_topic(local.id, gone)  # no longer sent from the 4th poll on
+                sb.set_value(local.id, "system/uptime_ns", HUGE)
+            if n == 4:
+                sb.remove_site(utc.id)  # left the account before the last poll
+            assert main(["--no-progress", "run", "solarassistant"]) == 0
+        reset_caches()
+        yield Scenario(sb, tmp / "warehouse.duckdb", local, utc, gone)
 
 
-def run() -> None:
-    assert main(["--no-progress", "run", "solarassistant"]) == 0
-
-
-def test_daily_energy_latest_metrics_and_huge_integers(two_sites, warehouse, monkeypatch):
-    sb = two_sites
-    local, utc = sb.sites[0], sb.sites[1]  # the first has a time zone, the second none
-    monkeypatch.setenv(ENV + "SITE_TIMEZONES", f'{{"{local.name}": "{ZONE}"}}')
-    gone = next(m.topic for m in local.metrics if m.topic.startswith("inverter_1/temp"))
-    for n, (instant, kwh) in enumerate(READINGS):
-        at(instant, monkeypatch)
-        for site in (local, utc):
-            sb.set_value(site.id, ENERGY, float(kwh), "kWh")
-            sb.set_value(site.id, WH, 1000.0 * float(kwh), "Wh")
-        if n == 3:
-            sb.remove_topic(local.id, gone)  # no longer sent from the 4th poll on
-            sb.set_value(local.id, "system/uptime_ns", HUGE)
-        if n == 4:
-            sb.remove_site(utc.id)  # left the account before the last poll
-        run()
-
-    # -- daily energy: the counters' increase, the reset counted from zero, per local day
+def test_daily_energy_follows_the_counters_across_a_weekly_reset(scenario):
+    warehouse, local, utc = scenario.warehouse, scenario.local, scenario.utc
+    # the counters' increase, the reset counted from zero, per local day
     daily = rows(
         warehouse,
         "select site_id, topic, day, timezone, energy_kwh, intervals, resets "
@@ -107,7 +124,9 @@ def test_daily_energy_latest_metrics_and_huge_integers(two_sites, warehouse, mon
     ]
     assert {r["is_total"] for r in intervals} == {True}
 
-    # -- latest metrics: a removed site keeps its name; a topic no longer sent says its age
+
+def test_latest_metrics_keep_removed_sites_names_and_say_how_old_a_topic_is(scenario):
+    warehouse, local, utc, gone = scenario.warehouse, scenario.local, scenario.utc, scenario.gone
     latest = rows(warehouse, "select * from analytics.solarassistant_latest_metrics")
     of_utc = [r for r in latest if r["site_id"] == utc.id]
     assert of_utc and {(r["site_name"], r["site_removed"]) for r in of_utc} == {(utc.name, True)}
@@ -120,9 +139,11 @@ def test_daily_energy_latest_metrics_and_huge_integers(two_sites, warehouse, mon
     assert (stale["is_current"], stale["seconds_behind_last_ok"]) == (False, 21 * 3600)
     current = [r for t, r in of_local.items() if t != gone]
     assert {(r["is_current"], r["seconds_behind_last_ok"]) for r in current} == {(True, 0)}
-    assert set(of_local) == {m["topic"] for m in sb.metrics_truth(local.id)} | {gone}
+    assert set(of_local) == {m["topic"] for m in scenario.sb.metrics_truth(local.id)} | {gone}
 
-    # -- total/ topics are flagged: per-inverter sums leave them out
+
+def test_total_topics_are_flagged_so_sums_do_not_double_count(scenario):
+    warehouse, local = scenario.warehouse, scenario.local
     for view in ("latest_metrics", "metrics"):
         flags = rows(warehouse, f"select topic, is_total from analytics.solarassistant_{view}")
         assert flags and all(r["is_total"] == r["topic"].startswith("total/") for r in flags)
@@ -134,7 +155,7 @@ def test_daily_energy_latest_metrics_and_huge_integers(two_sites, warehouse, mon
         "and topic like '%pv_power'",
         local.id,
     )
-    truth = {m["topic"]: m["value"] for m in sb.metrics_truth(local.id)}
+    truth = {m["topic"]: m["value"] for m in scenario.sb.metrics_truth(local.id)}
     assert pv == [
         {
             "per_inverter": sum(v for t, v in truth.items() if t.startswith("inverter_")
@@ -143,9 +164,10 @@ def test_daily_energy_latest_metrics_and_huge_integers(two_sites, warehouse, mon
         }
     ]  # fmt: skip
 
-    # -- a huge integer is kept as sent (value_text), with its double (value_number)
+
+def test_a_huge_integer_is_stored_as_sent(scenario):
     (huge,) = rows(
-        warehouse,
+        scenario.warehouse,
         "select distinct value_text, value_number, value_type from solarassistant.metrics "
         "where topic = 'system/uptime_ns'",
     )
