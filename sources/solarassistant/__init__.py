@@ -36,13 +36,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import zoneinfo
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import dlt
-import orjson
 import pendulum
 from dlt.common.configuration.inject import with_config
 from dlt.sources import DltResource
@@ -50,6 +48,7 @@ from dlt.sources import DltResource
 from sources.common import ConfigurationError, SolarsyncError, redact, stats_for
 from sources.solarassistant.client import SolarAssistantClient, forget_site_tokens
 from sources.solarassistant.metrics import poll_errors, poll_sites
+from sources.solarassistant.options import select, selectors, zones
 from sources.solarassistant.settings import (
     DEFAULT_BASE_URL,
     DEFAULT_CONCURRENCY,
@@ -130,7 +129,7 @@ def solarassistant(
             source=SOURCE_NAME,
             hint="fix sources.solarassistant.concurrency / page_size",
         )
-    zone_of, zoned = _zones(timezone, site_timezones)
+    zone_of, zoned = zones(timezone, site_timezones)
     polled_at = _now()  # one instant for every row of this poll
     client = _client(
         token,
@@ -144,8 +143,8 @@ def solarassistant(
         proxy_max_attempts=proxy_max_attempts,
         proxy_backoff_factor=proxy_backoff_factor,
     )
-    wanted = _selectors(sites)
-    topic_globs = _selectors(topics) or [None]
+    wanted = selectors(sites)
+    topic_globs = selectors(topics) or [None]
 
     site_list = _once(client.sites)
 
@@ -173,7 +172,7 @@ def solarassistant(
 
     details = fetch_all(client.site, "reading its details")
     members = fetch_all(client.site_members, "listing its members")
-    selected = _once(lambda: _select(site_list(), wanted))
+    selected = _once(lambda: select(site_list(), wanted))
     poll = _once(lambda: poll_sites(client, selected(), topic_globs, concurrency, polled_at))
 
     @dlt.resource(name="users", write_disposition="replace", primary_key="id")
@@ -306,50 +305,6 @@ def _now() -> pendulum.DateTime:
     return pendulum.now("UTC")
 
 
-def _zones(default: str | None, per_site: Any) -> tuple[Callable[[Any], str | None], set[str]]:
-    """The configured time zone of a polled site (by id, then name, then ``default``), or
-    None; and the site ids/names ``per_site`` names. Every zone is checked here: a wrong one
-    is a configuration error, not a view that fails when queried."""
-    if isinstance(per_site, str):
-        text = per_site.strip()
-        try:
-            per_site = orjson.loads(text) if text else {}
-        except orjson.JSONDecodeError:
-            per_site = None
-    if per_site is None:
-        per_site = {}
-    if not isinstance(per_site, dict) and hasattr(per_site, "items"):
-        per_site = dict(per_site.items())
-    if not isinstance(per_site, dict):
-        raise ConfigurationError(
-            "site_timezones is not a mapping of site ids or names to time zones",
-            source=SOURCE_NAME,
-            hint="set [sources.solarassistant.site_timezones] in config.toml, e.g. "
-            '"my-site" = "Europe/Berlin", or SOURCES__SOLARASSISTANT__SITE_TIMEZONES='
-            '\'{"my-site": "Europe/Berlin"}\'',
-        )
-    zones = {str(k).strip(): str(v).strip() for k, v in per_site.items() if v}
-    fallback = str(default).strip() if default else None
-    for setting, zone in [("timezone", fallback), *zones.items()]:
-        if not zone:
-            continue
-        try:
-            zoneinfo.ZoneInfo(zone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            where = "timezone" if setting == "timezone" else f"site_timezones[{setting!r}]"
-            raise ConfigurationError(
-                f"{where} = {zone!r} is not an IANA time zone",
-                source=SOURCE_NAME,
-                hint=f"set sources.solarassistant.{where} to a name such as Europe/Berlin or "
-                "America/New_York",
-            ) from None
-
-    def zone_of(site: Any) -> str | None:
-        return zones.get(str(site.site_id)) or zones.get(str(site.site_name)) or fallback
-
-    return zone_of, set(zones)
-
-
 def _once(fn: Callable[[], T]) -> Callable[[], T]:
     """``fn`` evaluated on first use and shared by the resources of one poll."""
     lock, box = threading.Lock(), []
@@ -372,36 +327,6 @@ def _client(token: str, base_url: str, **options: Any) -> SolarAssistantClient:
         else:  # the CLI resets request counters per run: count into the current ones
             client.refresh_stats(stats_for(SOURCE_NAME))
     return client
-
-
-def _selectors(value: Any) -> list[str]:
-    """``"a, b"`` / ``["a", 1]`` / None -> ``["a", "b"]``; ``all`` or ``*`` alone -> []."""
-    if value is None:
-        return []
-    if isinstance(value, str) and value.strip().startswith("["):
-        # a list written as in TOML/JSON, e.g. SOURCES__SOLARASSISTANT__TOPICS='["total/*"]'
-        try:
-            value = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            value = [v.strip().strip("'\"") for v in value.strip().strip("[]").split(",")]
-    if isinstance(value, (str, int)):
-        value = str(value)
-    items = value.split(",") if isinstance(value, str) else list(value)
-    out = [str(item).strip() for item in items if str(item).strip()]
-    return [] if out in (["all"], ["*"]) else out
-
-
-def _select(site_list: list[dict[str, Any]], wanted: list[str]) -> list[dict[str, Any]]:
-    if not wanted:
-        return list(site_list)
-    chosen = [s for s in site_list if str(s["id"]) in wanted or str(s.get("name")) in wanted]
-    matched = {str(s["id"]) for s in chosen} | {str(s.get("name")) for s in chosen}
-    unknown = [w for w in wanted if w not in matched]
-    if unknown:
-        logger.warning(
-            "solarassistant: sources.solarassistant.sites names %s, not on this account", unknown
-        )
-    return chosen
 
 
 def _site_row(row: dict[str, Any], detail: dict[str, Any] | None) -> dict[str, Any]:
@@ -459,7 +384,7 @@ def check(
         found.append(("/users", "reachable (organization account)"))
     except SolarsyncError as exc:
         found.append(("/users", f"not available ({exc.status}): org_users will be skipped"))
-    selected = _select(site_list, _selectors(sites))
+    selected = select(site_list, selectors(sites))
     if selected:
         (result,) = poll_sites(client, selected[:1], [None], 1)
         what = f"{result.status}, {len(result.rows)} metrics"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import json
 import logging
 import threading
 import time
@@ -58,6 +57,7 @@ from sources.solarassistant.settings import (
 from sources.solarassistant.shapes import (
     describe_error,
     error_in_body,
+    loads_exactly,
     validate_cloud,
     validate_proxy,
 )
@@ -414,49 +414,6 @@ def topic_matches(topic: str, glob: str) -> bool:
     return fnmatch.fnmatchcase(topic.lower(), glob.lower())
 
 
-class SentNumber(float):
-    """A JSON number with a fraction or an exponent, kept with the text it was sent as
-    (``12.50``, ``1e3``): a float everywhere, and ``value_text`` is that text."""
-
-    text: str
-
-    def __new__(cls, text: str) -> SentNumber:
-        number = super().__new__(cls, text)
-        number.text = text
-        return number
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (SentNumber, (self.text,))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, SentNumber):
-        return float(value)
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-def _row(item: Any) -> Any:
-    """A row with its ``value`` as sent (a :class:`SentNumber`), every other number plain."""
-    if not isinstance(item, dict):
-        return _plain(item)
-    return {
-        key: value if key == "value" and isinstance(value, SentNumber) else _plain(value)
-        for key, value in item.items()
-    }
-
-
-def _loads(text: str) -> Any:
-    """JSON read exactly: integers of any size stay integers (orjson turns those beyond 64
-    bits into floats), a row's fractional ``value`` keeps its text; ``NaN``/``Infinity``
-    literals are accepted."""
-    body = json.loads(text, parse_float=SentNumber)
-    return [_row(item) for item in body] if isinstance(body, list) else _row(body)
-
-
 def parse_metrics_body(
     content: bytes, content_type: str | None = None
 ) -> tuple[list[dict[str, Any]], str | None]:
@@ -465,19 +422,20 @@ def parse_metrics_body(
     The documented body is a JSON array of rows. Also read: JSON with ``NaN``/``Infinity``
     literals (what Python's ``json`` writes for a non-finite float), newline-delimited rows
     (the ``sacli --json`` form; empty when there is no row) and a single row object. Numbers
-    are read exactly (see :func:`_loads`): ``value_text`` is the value as sent."""
+    are read exactly (:func:`~sources.solarassistant.shapes.loads_exactly`): ``value_text``
+    is the value as sent."""
     body: Any
     if not content.strip() and "ndjson" in (content_type or "").lower():
         return [], None  # newline-delimited rows, none of them
     text = content.decode("utf-8", errors="replace")
     try:
-        body = _loads(text)
+        body = loads_exactly(text)
     except ValueError as err:
         problem = f"body is not valid JSON ({getattr(err, 'msg', err)} at char "
         problem += f"{getattr(err, 'pos', '?')})"
         lines = [line for line in text.splitlines() if line.strip()]
         try:
-            body = [_loads(line) for line in lines]
+            body = [loads_exactly(line) for line in lines]
         except ValueError:
             return [], problem
         if not lines or not all(isinstance(row, dict) for row in body):
@@ -490,7 +448,6 @@ def parse_metrics_body(
 
 __all__ = [
     "RowOffsetPaginator",
-    "SentNumber",
     "cloud_base_url",
     "SiteAccess",
     "SolarAssistantClient",

@@ -28,7 +28,7 @@ from sources.common import (
     SourceUnavailableError,
     redact,
 )
-from sources.solarassistant.client import SentNumber, SolarAssistantClient
+from sources.solarassistant.client import SolarAssistantClient
 from sources.solarassistant.settings import (
     METRIC_FIELDS,
     METRICS_PATH,
@@ -36,6 +36,7 @@ from sources.solarassistant.settings import (
     OFFLINE_WORDS,
     SOURCE_NAME,
 )
+from sources.solarassistant.shapes import SentNumber
 
 logger = logging.getLogger("solarsync.solarassistant")
 

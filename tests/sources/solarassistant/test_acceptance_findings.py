@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 import pytest
 
 from sources.common import MalformedResponseError
-from sources.solarassistant import _compact, _member_row, _selectors
+from sources.solarassistant import _compact, _member_row
 from sources.solarassistant.client import SolarAssistantClient, parse_metrics_body
 from sources.solarassistant.metrics import metric_row, metrics_table, poll_sites, typed_value
+from sources.solarassistant.options import selectors, zones
 from tests.conftest import Reply
 
 AT = datetime(2026, 5, 11, 12, tzinfo=UTC)
@@ -146,11 +147,11 @@ def test_device_number_fits_the_bigint_column(number, stored):
 # --------------------------------------------------------------------------- settings
 def test_sites_and_topics_given_as_json_lists_in_env_vars():
     # dlt hands a setting typed Any over as the raw string of the env var
-    assert _selectors('["total/*", "battery_*/power"]') == ["total/*", "battery_*/power"]
-    assert _selectors('[19489, "my-site"]') == ["19489", "my-site"]
-    assert _selectors("['total/*', 'grid/*']") == ["total/*", "grid/*"]  # TOML-style quotes
-    assert _selectors(19489) == ["19489"]  # a single id from TOML
-    assert _selectors('["all"]') == []
+    assert selectors('["total/*", "battery_*/power"]') == ["total/*", "battery_*/power"]
+    assert selectors('[19489, "my-site"]') == ["19489", "my-site"]
+    assert selectors("['total/*', 'grid/*']") == ["total/*", "grid/*"]  # TOML-style quotes
+    assert selectors(19489) == ["19489"]  # a single id from TOML
+    assert selectors('["all"]') == []
 
 
 # --------------------------------------------------------------------------- cloud rows
@@ -273,16 +274,14 @@ def test_the_failed_poll_message_groups_sites_by_reason_and_stays_short():
 
 # --------------------------------------------------------------------------- time zones
 def test_site_time_zones_by_id_then_name_then_default():
-    from sources.solarassistant import _zones
-
-    zone_of, named = _zones("Europe/Berlin", '{"my-site": "Africa/Johannesburg", "7": "UTC"}')
+    zone_of, named = zones("Europe/Berlin", '{"my-site": "Africa/Johannesburg", "7": "UTC"}')
     assert named == {"my-site", "7"}
     assert zone_of(_poll(7, "ok")) == "UTC"
     site = _poll(8, "ok")
     site.site_name = "my-site"
     assert zone_of(site) == "Africa/Johannesburg"
     assert zone_of(_poll(9, "ok")) == "Europe/Berlin"
-    zone_of, _ = _zones(None, {"9": "Asia/Tokyo"})  # a table in config.toml
+    zone_of, _ = zones(None, {"9": "Asia/Tokyo"})  # a table in config.toml
     assert zone_of(_poll(9, "ok")) == "Asia/Tokyo" and zone_of(_poll(1, "ok")) is None
 
 
@@ -296,8 +295,7 @@ def test_site_time_zones_by_id_then_name_then_default():
 )
 def test_a_wrong_time_zone_is_a_configuration_error(default, per_site, named):
     from sources.common import ConfigurationError
-    from sources.solarassistant import _zones
 
     with pytest.raises(ConfigurationError) as caught:
-        _zones(default, per_site)
+        zones(default, per_site)
     assert named in str(caught.value)
