@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+from dlt.common.configuration.container import Container
+from dlt.common.pipeline import StateInjectableContext, pipeline_state
 from dlt.extract.resource import DltResource
 
 STATE_KEY = "poll_journal_upto"
@@ -131,6 +133,17 @@ def resource_hints(source: Any) -> dict[str, dict[str, Any]]:
     return {name: copy.deepcopy(res._hints) for name, res in source.resources.items()}
 
 
-def fetch(source: Any) -> dict[str, list[Any]]:
-    """Evaluate the selected resources of a source without a pipeline: one poll's items."""
-    return {name: list(res) for name, res in source.selected_resources.items()}
+def fetch(source: Any, errors: list[str] | None = None) -> dict[str, list[Any]]:
+    """Evaluate the selected resources of a source without a pipeline: one poll's items.
+
+    The resources see a scratch copy of the pipeline's state, discarded afterwards; what they
+    record under ``last_sync.errors`` (a poll that failed although it has rows) is appended
+    to ``errors``."""
+    state = copy.deepcopy(pipeline_state(Container(), {})[0])
+    with Container().injectable_context(StateInjectableContext(state=state)):
+        items = {name: list(res) for name, res in source.selected_resources.items()}
+    if errors is not None:
+        from pipelines.runner import _last_sync_errors
+
+        errors.extend(_last_sync_errors(state, list(items)))
+    return items

@@ -10,7 +10,9 @@ next ``poll`` or ``run`` of the source extracts the journal and loads what is pe
 Resources polled this way must not use dlt state (they run outside a pipeline).
 
 A failed poll is logged and the loop goes on, polling less often while failures repeat
-(doubling up to 5 minutes); a rejected credential or a configuration error stops it.
+(doubling up to 5 minutes); a rejected credential or a configuration error stops it. A poll
+whose resources record ``last_sync.errors`` (see ``runner._last_sync_errors``) is a failed
+poll too, its rows kept and loaded.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from pipelines.runner import (
     LOADER_FILE_FORMAT,
     SourceResult,
     _finish_pending,
+    _last_sync_errors,
     describe_failure,
     make_pipeline,
     pipeline_lock,
@@ -39,6 +42,7 @@ from pipelines.runner import (
 from sources.common import (
     AuthenticationError,
     ConfigurationError,
+    SolarsyncError,
     redact,
     reset_stats,
     solarsync_error_in,
@@ -182,10 +186,14 @@ def poll_source(
                         for table, count in pipeline.normalize().row_counts.items():
                             if not table.startswith("_dlt"):
                                 result.rows[table] = result.rows.get(table, 0) + count
+                        errors = _last_sync_errors(pipeline, list(source.selected_resources))
                     else:
                         if spec.poll_resources:
                             source = source.with_resources(*spec.poll_resources)
-                        journal.add(fetch(source))
+                        errors = []
+                        journal.add(fetch(source, errors))
+                    if errors:  # the poll's rows are kept (loaded with the batch), yet it failed
+                        raise SolarsyncError("; ".join(errors))
                     failing = 0
                 except Exception as exc:
                     known = solarsync_error_in(exc)

@@ -10,7 +10,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from pipelines.destinations import Warehouse, as_warehouse, duckdb_path
 from pipelines.registry import SourceSpec
 from sources.common import (
     LockedError,
+    SolarsyncError,
     install_log_redaction,
     redact,
     reset_stats,
@@ -139,6 +140,9 @@ def run_source(
                     result.rows[table] = change.pop("rows")
             result.warnings = _last_sync_warnings(pipeline, resources or spec.resources)
             result.views = warehouse.publish(pipeline, spec.name)
+            errors = _last_sync_errors(pipeline, resources or spec.resources)
+            if errors:  # loaded, and still failed (e.g. no SolarAssistant site could be read)
+                raise SolarsyncError("; ".join(errors))
             result.ok = True
     except Exception as exc:  # one failing source must not stop the others
         known = solarsync_error_in(exc)
@@ -208,6 +212,22 @@ def _last_sync_warnings(pipeline: dlt.Pipeline, resources: Sequence[str]) -> lis
             if name in resources and isinstance(last, dict):
                 out.extend(f"type change: {c}" for c in last.get("type_changes") or ())
                 out.extend(str(w) for w in last.get("warnings") or ())
+    return out
+
+
+def _last_sync_errors(
+    pipeline: dlt.Pipeline | Mapping[str, Any], resources: Sequence[str]
+) -> list[str]:
+    """``last_sync.errors`` of each resource: why this sync failed although its rows were
+    loaded (e.g. a poll in which no site could be read). ``pipeline``: a pipeline, or a
+    pipeline state (the scratch state of a ``poll`` that ran outside dlt)."""
+    state = pipeline if isinstance(pipeline, Mapping) else pipeline.state
+    out: list[str] = []
+    for source_state in (state.get("sources") or {}).values():
+        for name, res_state in (source_state.get("resources") or {}).items():
+            last = res_state.get("last_sync") if isinstance(res_state, dict) else None
+            if name in resources and isinstance(last, dict):
+                out.extend(str(e) for e in last.get("errors") or ())
     return out
 
 

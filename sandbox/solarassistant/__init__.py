@@ -15,6 +15,7 @@ recorded::
         sb.base_url, sb.proxy_host, sb.ca_bundle   # REQUESTS_CA_BUNDLE=sb.ca_bundle
         sb.truth("site_members"); sb.metrics_truth(site_id)
         sb.tick(); sb.remove_member(site, user); sb.expire_tokens(); sb.fail("cloud", "/users$", 500)
+        sb.set_value(site, "total/pv_energy", 12.5); sb.remove_topic(site, "battery_1/voltage")
 
 Run standalone: ``python -m sandbox.solarassistant``.
 """

@@ -12,7 +12,9 @@ Then, in another shell (the printed lines give the exact values)::
 Admin (on the cloud port): ``GET /__admin/truth/<table>``, ``GET /__admin/truth/metrics/<site>``,
 ``GET /__admin/stats``, ``POST /__admin/tick``, ``POST /__admin/expire_tokens``,
 ``POST /__admin/offline?site=<id>&mode=502|504|timeout|drop`` (no mode: online again),
-``POST /__admin/remove_member?site=<id>&user=<id>``.
+``POST /__admin/remove_member?site=<id>&user=<id>``,
+``POST /__admin/value?site=<id>&topic=<topic>&value=<JSON>[&unit=kWh]`` (a scripted reading),
+``POST /__admin/remove_topic?site=<id>&topic=<topic>``.
 """
 
 from __future__ import annotations

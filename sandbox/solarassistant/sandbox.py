@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox.common.tls import SelfSignedCert
-from sandbox.solarassistant.data import generate
+from sandbox.solarassistant.data import MetricDef, generate
 from sandbox.solarassistant.server import CloudHandler, ProxyHandler, serve
 
 SEVEN_DAYS = 7 * 24 * 3600
@@ -66,6 +66,8 @@ class SolarAssistantSandbox:
         self.host, self._ports = host, (cloud_port, proxy_port)
         self._cert_dir = cert_dir
         self._offline: dict[int, str] = dict(offline or {})
+        #: (site id, topic) -> the value served instead of the generated one
+        self._values: dict[tuple[int, str], Any] = {}
         self._tick = 0
         self._tokens: dict[str, tuple[int, float]] = {}  # token -> (site id, expires at)
         self._lock = threading.RLock()
@@ -177,7 +179,7 @@ class SolarAssistantSandbox:
     def metrics_truth(self, site_id: int, topic: str | None = None) -> list[dict[str, Any]]:
         """The rows ``GET /api/v1/metrics`` returns now (``topic``: the ``?topic=`` glob)."""
         with self._lock:
-            site, tick = self._site(site_id), self._tick
+            site, tick, values = self._site(site_id), self._tick, dict(self._values)
         rows = []
         for m in site.metrics:
             if topic and not fnmatch.fnmatchcase(m.topic, topic):
@@ -186,7 +188,7 @@ class SolarAssistantSandbox:
                 "topic": m.topic,
                 "group": m.group,
                 "name": m.name,
-                "value": m.value(site_id, tick),
+                "value": values.get((site_id, m.topic), m.value(site_id, tick)),
                 "unit": m.unit,
             }
             if m.device is not None:
@@ -231,6 +233,23 @@ class SolarAssistantSandbox:
     def set_member(self, site_id: int, user_id: int, role: str) -> None:
         with self._lock:
             self._site(site_id).members[user_id] = role
+
+    def set_value(self, site_id: int, topic: str, value: Any, unit: str | None = None) -> None:
+        """Serve ``value`` for the site's ``topic`` from now on (a scripted reading, e.g. an
+        energy counter or a huge integer); a new topic is added (group Status, ``unit``)."""
+        with self._lock:
+            site = self._site(site_id)
+            if not any(m.topic == topic for m in site.metrics):
+                name = topic.split("/", 1)[-1].replace("_", " ").capitalize()
+                site.metrics = [*site.metrics, MetricDef(topic, "Status", name, unit, "float")]
+            self._values[(site_id, topic)] = value
+
+    def remove_topic(self, site_id: int, topic: str) -> None:
+        """The site stops sending ``topic`` (e.g. a battery was removed)."""
+        with self._lock:
+            site = self._site(site_id)
+            site.metrics = [m for m in site.metrics if m.topic != topic]
+            self._values.pop((site_id, topic), None)
 
     def remove_site(self, site_id: int) -> None:
         with self._lock:

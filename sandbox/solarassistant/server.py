@@ -116,6 +116,12 @@ class CloudHandler(_Base):
             sb.expire_tokens()
         elif method == "POST" and action == "remove_member":
             sb.remove_member(int(query["site"]), int(query["user"]))
+        elif method == "POST" and action == "value":
+            sb.set_value(
+                int(query["site"]), query["topic"], json.loads(query["value"]), query.get("unit")
+            )
+        elif method == "POST" and action == "remove_topic":
+            sb.remove_topic(int(query["site"]), query["topic"])
         else:
             return self.send_json(404, {"error": f"unknown admin action {action}"})
         return self.send_json(200, {"ok": True})

@@ -21,7 +21,11 @@ Tables (key; write disposition):
   started (UTC), the same for every row of a poll: the API's rows carry no timestamp.
 * ``metric_polls``: one row per ``site_id, polled_at`` (append): ``status`` ``ok``/``offline``/
   ``error``, ``reason``, ``http_status``, ``metric_count``, ``authorized`` (a new site token was
-  obtained), ``duration_ms``. Offline or failing sites never fail the run.
+  obtained), ``duration_ms``, ``timezone`` (the site's configured time zone, for daily views).
+  Offline sites never fail the run, nor does a failing site while another site answers; a poll
+  in which no site could be read and at least one failed with an error (not offline) is a
+  failed poll: its rows are loaded, and ``last_sync.errors`` in the resource state tells the
+  runner to report the source as failed (exit 1).
 
 One call of :func:`solarassistant` is one poll. Site tokens (7-day life) are reused from
 process memory until shortly before they expire, and renewed once on a 401; neither they nor
@@ -37,14 +41,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import dlt
-import orjson
 import pendulum
 from dlt.common.configuration.inject import with_config
 from dlt.sources import DltResource
 
 from sources.common import ConfigurationError, SolarsyncError, redact, stats_for
 from sources.solarassistant.client import SolarAssistantClient, forget_site_tokens
-from sources.solarassistant.metrics import poll_sites
+from sources.solarassistant.metrics import poll_errors, poll_sites
+from sources.solarassistant.options import select, selectors, zones
 from sources.solarassistant.settings import (
     DEFAULT_BASE_URL,
     DEFAULT_CONCURRENCY,
@@ -91,6 +95,8 @@ def solarassistant(
     proxy_timeout: float = DEFAULT_PROXY_TIMEOUT,
     proxy_max_attempts: int = DEFAULT_PROXY_MAX_ATTEMPTS,
     proxy_backoff_factor: float = DEFAULT_PROXY_BACKOFF,
+    timezone: str | None = None,
+    site_timezones: Any = None,
 ) -> Sequence[DltResource]:
     """SolarAssistant tables (see the module docstring).
 
@@ -104,6 +110,10 @@ def solarassistant(
         page_size: ``limit`` of ``GET /users`` requests.
         proxy_timeout, proxy_max_attempts, proxy_backoff_factor: per site and poll; an
             offline site costs at most ``proxy_max_attempts`` proxy requests.
+        timezone: the IANA time zone of every site (e.g. ``Europe/Berlin``) for the daily
+            energy views; default none (UTC).
+        site_timezones: per site id or name, its IANA time zone (over ``timezone``): a
+            mapping, or a JSON object in the env var.
     """
     token = str(api_token or "").strip()
     if not token:
@@ -119,7 +129,8 @@ def solarassistant(
             source=SOURCE_NAME,
             hint="fix sources.solarassistant.concurrency / page_size",
         )
-    polled_at = pendulum.now("UTC")  # one instant for every row of this poll
+    zone_of, zoned = zones(timezone, site_timezones)
+    polled_at = _now()  # one instant for every row of this poll
     client = _client(
         token,
         base_url,
@@ -132,8 +143,8 @@ def solarassistant(
         proxy_max_attempts=proxy_max_attempts,
         proxy_backoff_factor=proxy_backoff_factor,
     )
-    wanted = _selectors(sites)
-    topic_globs = _selectors(topics) or [None]
+    wanted = selectors(sites)
+    topic_globs = selectors(topics) or [None]
 
     site_list = _once(client.sites)
 
@@ -161,11 +172,8 @@ def solarassistant(
 
     details = fetch_all(client.site, "reading its details")
     members = fetch_all(client.site_members, "listing its members")
-    poll = _once(
-        lambda: poll_sites(
-            client, _select(site_list(), wanted), topic_globs, concurrency, polled_at
-        )
-    )
+    selected = _once(lambda: select(site_list(), wanted))
+    poll = _once(lambda: poll_sites(client, selected(), topic_globs, concurrency, polled_at))
 
     @dlt.resource(name="users", write_disposition="replace", primary_key="id")
     def users() -> Iterator[dict[str, Any]]:
@@ -264,12 +272,39 @@ def solarassistant(
             len(results),
             ", ".join(f"{n} {s}" for s, n in counts.items()),
         )
-        yield [r.record(polled_at) for r in results]
+        known = {str(v) for s in site_list() for v in (s["id"], s.get("name"))}
+        if zoned - known:
+            logger.warning(
+                "solarassistant: sources.solarassistant.site_timezones names %s, not sites of "
+                "this account",
+                sorted(zoned - known),
+            )
+        errors = poll_errors(results)
+        if wanted and not selected():
+            errors.append(
+                str(
+                    ConfigurationError(
+                        f"sources.solarassistant.sites names {wanted}: none is a site of this "
+                        "account, so no site was polled",
+                        source=SOURCE_NAME,
+                        hint="use ids or names of the solarassistant.sites table (or 'all')",
+                    )
+                )
+            )
+        # read by the runner after the load: a poll whose rows loaded may still have failed
+        # (never secrets: reasons are redacted). Set every poll, so none keeps an old error.
+        dlt.current.resource_state("metric_polls")["last_sync"] = {"errors": errors}
+        yield [{**r.record(polled_at), "timezone": zone_of(r)} for r in results]
 
     return [users, sites_, site_members, organizations, org_users, metrics, metric_polls]
 
 
 # --------------------------------------------------------------------------- helpers
+def _now() -> pendulum.DateTime:
+    """The instant of a poll (UTC); tests replace it to date polls."""
+    return pendulum.now("UTC")
+
+
 def _once(fn: Callable[[], T]) -> Callable[[], T]:
     """``fn`` evaluated on first use and shared by the resources of one poll."""
     lock, box = threading.Lock(), []
@@ -292,36 +327,6 @@ def _client(token: str, base_url: str, **options: Any) -> SolarAssistantClient:
         else:  # the CLI resets request counters per run: count into the current ones
             client.refresh_stats(stats_for(SOURCE_NAME))
     return client
-
-
-def _selectors(value: Any) -> list[str]:
-    """``"a, b"`` / ``["a", 1]`` / None -> ``["a", "b"]``; ``all`` or ``*`` alone -> []."""
-    if value is None:
-        return []
-    if isinstance(value, str) and value.strip().startswith("["):
-        # a list written as in TOML/JSON, e.g. SOURCES__SOLARASSISTANT__TOPICS='["total/*"]'
-        try:
-            value = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            value = [v.strip().strip("'\"") for v in value.strip().strip("[]").split(",")]
-    if isinstance(value, (str, int)):
-        value = str(value)
-    items = value.split(",") if isinstance(value, str) else list(value)
-    out = [str(item).strip() for item in items if str(item).strip()]
-    return [] if out in (["all"], ["*"]) else out
-
-
-def _select(site_list: list[dict[str, Any]], wanted: list[str]) -> list[dict[str, Any]]:
-    if not wanted:
-        return list(site_list)
-    chosen = [s for s in site_list if str(s["id"]) in wanted or str(s.get("name")) in wanted]
-    matched = {str(s["id"]) for s in chosen} | {str(s.get("name")) for s in chosen}
-    unknown = [w for w in wanted if w not in matched]
-    if unknown:
-        logger.warning(
-            "solarassistant: sources.solarassistant.sites names %s, not on this account", unknown
-        )
-    return chosen
 
 
 def _site_row(row: dict[str, Any], detail: dict[str, Any] | None) -> dict[str, Any]:
@@ -379,7 +384,7 @@ def check(
         found.append(("/users", "reachable (organization account)"))
     except SolarsyncError as exc:
         found.append(("/users", f"not available ({exc.status}): org_users will be skipped"))
-    selected = _select(site_list, _selectors(sites))
+    selected = select(site_list, selectors(sites))
     if selected:
         (result,) = poll_sites(client, selected[:1], [None], 1)
         what = f"{result.status}, {len(result.rows)} metrics"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import json
 import logging
 import threading
 import time
@@ -21,7 +20,6 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import orjson
 from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
 from requests import PreparedRequest, Response
 from requests.auth import AuthBase
@@ -59,6 +57,7 @@ from sources.solarassistant.settings import (
 from sources.solarassistant.shapes import (
     describe_error,
     error_in_body,
+    loads_exactly,
     validate_cloud,
     validate_proxy,
 )
@@ -422,24 +421,25 @@ def parse_metrics_body(
 
     The documented body is a JSON array of rows. Also read: JSON with ``NaN``/``Infinity``
     literals (what Python's ``json`` writes for a non-finite float), newline-delimited rows
-    (the ``sacli --json`` form; empty when there is no row) and a single row object."""
+    (the ``sacli --json`` form; empty when there is no row) and a single row object. Numbers
+    are read exactly (:func:`~sources.solarassistant.shapes.loads_exactly`): ``value_text``
+    is the value as sent."""
     body: Any
     if not content.strip() and "ndjson" in (content_type or "").lower():
         return [], None  # newline-delimited rows, none of them
+    text = content.decode("utf-8", errors="replace")
     try:
-        body = orjson.loads(content)
-    except orjson.JSONDecodeError as err:
-        text = content.decode("utf-8", errors="replace")
+        body = loads_exactly(text)
+    except ValueError as err:
+        problem = f"body is not valid JSON ({getattr(err, 'msg', err)} at char "
+        problem += f"{getattr(err, 'pos', '?')})"
+        lines = [line for line in text.splitlines() if line.strip()]
         try:
-            body = json.loads(text)  # accepts NaN, Infinity, -Infinity
+            body = [loads_exactly(line) for line in lines]
         except ValueError:
-            lines = [line for line in text.splitlines() if line.strip()]
-            try:
-                body = [json.loads(line) for line in lines]
-            except ValueError:
-                return [], f"body is not valid JSON ({err.msg} at byte {err.pos})"
-            if not lines or not all(isinstance(row, dict) for row in body):
-                return [], f"body is not valid JSON ({err.msg} at byte {err.pos})"
+            return [], problem
+        if not lines or not all(isinstance(row, dict) for row in body):
+            return [], problem
     if isinstance(body, dict) and "topic" in body:
         body = [body]  # a single row, not in an array
     problem = validate_proxy(body, METRICS_PATH)

@@ -29,7 +29,14 @@ from sources.common import (
     redact,
 )
 from sources.solarassistant.client import SolarAssistantClient
-from sources.solarassistant.settings import METRIC_FIELDS, OFFLINE_STATUSES, OFFLINE_WORDS
+from sources.solarassistant.settings import (
+    METRIC_FIELDS,
+    METRICS_PATH,
+    OFFLINE_STATUSES,
+    OFFLINE_WORDS,
+    SOURCE_NAME,
+)
+from sources.solarassistant.shapes import SentNumber
 
 logger = logging.getLogger("solarsync.solarassistant")
 
@@ -55,31 +62,49 @@ METRICS_SCHEMA = pa.schema(
 
 # --------------------------------------------------------------------------- values
 def typed_value(value: Any) -> tuple[float | None, str | None, str]:
-    """``(value_number, value_text, value_type)`` of one metric value."""
+    """``(value_number, value_text, value_type)`` of one metric value: the text as sent (a
+    number read by :func:`~sources.solarassistant.client.parse_metrics_body` keeps its text;
+    an integer of any size is exact), the number when it is a finite double."""
     if value is None:
         return None, None, "null"
     if isinstance(value, bool):
         return (1.0 if value else 0.0), ("true" if value else "false"), "boolean"
     if isinstance(value, int):
-        return float(value), str(value), "number"
+        return _finite(value), str(value), "number"
     if isinstance(value, float):
-        if not math.isfinite(value):  # NaN / Infinity (non-standard JSON): no number, the text
+        number = _finite(value)
+        if isinstance(value, SentNumber):
+            return number, value.text, "number"
+        if number is None:  # NaN / Infinity (non-standard JSON): no number, the text
             return (
                 None,
                 ("NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"),
                 "number",
             )
-        return value, orjson.dumps(value).decode(), "number"
+        return number, _dumps(value), "number"
     if isinstance(value, str):
-        number = float(value) if _DECIMAL.fullmatch(value.strip()) else None
-        return (number if number is not None and math.isfinite(number) else None), value, "string"
-    return None, orjson.dumps(value).decode(), "json"
+        number = _finite(value) if _DECIMAL.fullmatch(value.strip()) else None
+        return number, value, "string"
+    return None, _dumps(value), "json"
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a finite double, else None (an integer beyond ~1.8e308 overflows)."""
+    try:
+        number = float(value)
+    except (OverflowError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, default=float).decode()  # default: float subclasses
 
 
 def _text(value: Any) -> str | None:
     if value is None:
         return None
-    return value if isinstance(value, str) else orjson.dumps(value).decode()
+    return value if isinstance(value, str) else _dumps(value)
 
 
 _INT64 = (-(2**63), 2**63 - 1)
@@ -214,6 +239,39 @@ def poll_site(
     return result
 
 
+def poll_errors(results: Sequence[SitePoll]) -> list[str]:
+    """Why a poll failed although its ``metric_polls`` rows are loaded: no site could be read,
+    and at least one failed with an ``error`` (TLS, authorization, configuration, an answer
+    that is not metric rows), not only by being offline. Empty when any site answered, when
+    every failing site was offline, and when no site was polled."""
+    failed = [r for r in results if r.status == ERROR]
+    if not failed or any(r.status == OK for r in results):
+        return []
+    by_reason: dict[str, list[int]] = {}
+    for r in failed:
+        by_reason.setdefault(r.reason or "unknown error", []).append(r.site_id)
+    parts = []
+    for reason, ids in list(by_reason.items())[:3]:
+        shown = ", ".join(str(i) for i in ids[:5]) + (", ..." if len(ids) > 5 else "")
+        parts.append(f"{reason} (site {shown})" if len(ids) == 1 else f"{reason} (sites {shown})")
+    if len(by_reason) > 3:
+        parts.append(f"and {len(by_reason) - 3} other reason(s)")
+    offline = sum(r.status == OFFLINE for r in results)
+    what = f"no site could be read: {len(failed)} of {len(results)} failed with an error"
+    what += f" ({offline} offline)" if offline else ""
+    return [
+        str(
+            SolarsyncError(
+                f"{what}: " + "; ".join(parts),
+                source=SOURCE_NAME,
+                endpoint=METRICS_PATH,
+                hint="Every site's outcome is loaded in metric_polls (status, reason): fix the "
+                "cause and rerun",
+            )
+        )
+    ]
+
+
 def poll_sites(
     client: SolarAssistantClient,
     sites: Sequence[Mapping[str, Any]],
@@ -248,6 +306,7 @@ __all__ = [
     "classify",
     "metric_row",
     "metrics_table",
+    "poll_errors",
     "poll_sites",
     "typed_value",
 ]

@@ -87,6 +87,7 @@ METRIC_POLLS_COLUMNS: dict[str, dict[str, Any]] = {
     "metric_count": {"data_type": "bigint"},
     "authorized": {"data_type": "bool"},
     "duration_ms": {"data_type": "bigint"},
+    "timezone": {"data_type": "text"},
 }
 SITE_MEMBERS_COLUMNS: dict[str, dict[str, Any]] = {
     "site_id": {"data_type": "bigint", "nullable": False},

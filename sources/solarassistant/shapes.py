@@ -1,8 +1,9 @@
 """What SolarAssistant's answers look like: shape checks (run on every 2xx body by the shared
-HTTP layer, a failure retried then raised) and error messages."""
+HTTP layer, a failure retried then raised), error messages, and proxy bodies read exactly."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -10,6 +11,49 @@ from requests import Response
 
 from sources.common.http import describe_error_envelope
 from sources.solarassistant.settings import ORG_USERS_PATH, SITES_PATH, USER_PATH
+
+
+class SentNumber(float):
+    """A JSON number with a fraction or an exponent, kept with the text it was sent as
+    (``12.50``, ``1e3``): a float everywhere, and ``value_text`` is that text."""
+
+    text: str
+
+    def __new__(cls, text: str) -> SentNumber:
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (SentNumber, (self.text,))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, SentNumber):
+        return float(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _row(item: Any) -> Any:
+    """A row with its ``value`` as sent (a :class:`SentNumber`), every other number plain."""
+    if not isinstance(item, dict):
+        return _plain(item)
+    return {
+        key: value if key == "value" and isinstance(value, SentNumber) else _plain(value)
+        for key, value in item.items()
+    }
+
+
+def loads_exactly(text: str) -> Any:
+    """JSON read exactly: integers of any size stay integers (orjson turns those beyond 64
+    bits into floats), a row's fractional ``value`` keeps its text; ``NaN``/``Infinity``
+    literals are accepted."""
+    body = json.loads(text, parse_float=SentNumber)
+    return [_row(item) for item in body] if isinstance(body, list) else _row(body)
 
 
 def _rows_problem(body: Any, required: str) -> str | None:

@@ -6,13 +6,67 @@
 CREATE SCHEMA IF NOT EXISTS analytics;
 
 -- analytics.solarassistant_latest_metrics: the newest value of every topic of every site
--- (from the last poll that returned it; an offline site keeps its last known values, and
--- polled_at says how old they are).
+-- (from the last poll that returned it; an offline site keeps its last known values).
+-- site_name: the site's name, or for a site no longer on the account (site_removed) the name
+-- it had when last polled. site_last_ok_at: the site's last ok poll; is_current: the topic
+-- was in it (false: the site no longer sends this topic, e.g. a removed battery);
+-- seconds_behind_last_ok: how much older this value is than the site's last ok poll (0 when
+-- current). is_total: a `total/` topic (the site's sum over its inverters/batteries: leave
+-- it out when summing per-device topics such as `inverter_N/pv_power`, or use only it).
 CREATE OR REPLACE VIEW analytics.solarassistant_latest_metrics AS
+WITH latest AS (
+    SELECT *
+    FROM solarassistant.metrics
+    QUALIFY row_number() OVER (PARTITION BY site_id, topic ORDER BY polled_at DESC) = 1
+),
+last_poll AS (
+    SELECT site_id, site_name
+    FROM solarassistant.metric_polls
+    QUALIFY row_number() OVER (PARTITION BY site_id ORDER BY polled_at DESC) = 1
+),
+last_ok AS (
+    SELECT site_id, max(polled_at) AS last_ok_at
+    FROM solarassistant.metric_polls
+    WHERE status = 'ok'
+    GROUP BY site_id
+)
 SELECT
     m.site_id,
-    s.name AS site_name,
+    coalesce(s.name, p.site_name) AS site_name,
+    s.id IS NULL AS site_removed,
     m.topic,
+    lower(m.topic) LIKE 'total/%' AS is_total,
+    m.device,
+    m."group",
+    m.name,
+    m.unit,
+    m.value_number,
+    m.value_text,
+    m.value_type,
+    m.polled_at,
+    coalesce(o.last_ok_at, m.polled_at) AS site_last_ok_at,
+    m.polled_at >= coalesce(o.last_ok_at, m.polled_at) AS is_current,
+    CAST(
+        greatest(epoch(coalesce(o.last_ok_at, m.polled_at)) - epoch(m.polled_at), 0) AS BIGINT
+    ) AS seconds_behind_last_ok
+FROM latest AS m
+LEFT JOIN solarassistant.sites AS s ON s.id = m.site_id
+LEFT JOIN last_poll AS p ON p.site_id = m.site_id
+LEFT JOIN last_ok AS o ON o.site_id = m.site_id;
+
+-- analytics.solarassistant_metrics: every reading (one row per site, topic and poll) with the
+-- site's name and is_total (see above): the place for sums and series over time.
+CREATE OR REPLACE VIEW analytics.solarassistant_metrics AS
+WITH last_poll AS (
+    SELECT site_id, site_name
+    FROM solarassistant.metric_polls
+    QUALIFY row_number() OVER (PARTITION BY site_id ORDER BY polled_at DESC) = 1
+)
+SELECT
+    m.site_id,
+    coalesce(s.name, p.site_name) AS site_name,
+    m.topic,
+    lower(m.topic) LIKE 'total/%' AS is_total,
     m.device,
     m."group",
     m.name,
@@ -23,7 +77,103 @@ SELECT
     m.polled_at
 FROM solarassistant.metrics AS m
 LEFT JOIN solarassistant.sites AS s ON s.id = m.site_id
-QUALIFY row_number() OVER (PARTITION BY m.site_id, m.topic ORDER BY m.polled_at DESC) = 1;
+LEFT JOIN last_poll AS p ON p.site_id = m.site_id;
+
+-- Energy. Topics in Wh, kWh or MWh (e.g. total/pv_energy, total/grid_energy_in) are
+-- period-to-date counters that restart (weekly by default). Energy over an interval is the
+-- difference of two consecutive readings of one site and topic (ordered by polled_at), in
+-- kWh; a counter that went down was reset, and the interval counts the new value (the energy
+-- since the reset; what came between the previous reading and the reset is not seen). Values
+-- are DECIMAL (exact sums of the readings as sent, to 1 mWh); readings without a number, or
+-- beyond 1e15 of their unit, are skipped.
+
+-- analytics.solarassistant_energy_intervals: one row per site, energy topic and pair of
+-- consecutive readings (polled_from, polled_to), the counters at both ends and the energy.
+CREATE OR REPLACE VIEW analytics.solarassistant_energy_intervals AS
+WITH readings AS (
+    SELECT
+        site_id,
+        topic,
+        polled_at,
+        CAST(
+            CAST(value_number AS DECIMAL(38, 6))
+            * CASE lower(unit) WHEN 'wh' THEN 0.001 WHEN 'mwh' THEN 1000 ELSE 1 END
+            AS DECIMAL(38, 9)
+        ) AS counter_kwh
+    FROM solarassistant.metrics
+    WHERE lower(unit) IN ('wh', 'kwh', 'mwh')
+      AND value_number IS NOT NULL
+      AND abs(value_number) < 1e15
+),
+steps AS (
+    SELECT
+        site_id,
+        topic,
+        lag(polled_at) OVER w AS polled_from,
+        polled_at AS polled_to,
+        lag(counter_kwh) OVER w AS counter_start_kwh,
+        counter_kwh AS counter_end_kwh
+    FROM readings
+    WINDOW w AS (PARTITION BY site_id, topic ORDER BY polled_at)
+)
+SELECT
+    site_id,
+    topic,
+    lower(topic) LIKE 'total/%' AS is_total,
+    polled_from,
+    polled_to,
+    counter_start_kwh,
+    counter_end_kwh,
+    counter_end_kwh < counter_start_kwh AS is_reset,
+    CASE
+        WHEN counter_end_kwh < counter_start_kwh THEN counter_end_kwh
+        ELSE counter_end_kwh - counter_start_kwh
+    END AS energy_kwh
+FROM steps
+WHERE polled_from IS NOT NULL;
+
+-- analytics.solarassistant_energy_daily: energy per site, topic and day. The day is that of
+-- the interval's end reading in the site's time zone (`timezone`: the one configured for the
+-- site in solarsync, see sources.solarassistant.timezone / site_timezones, as recorded by its
+-- latest poll; 'UTC' when none is configured). intervals / resets: how many intervals (and
+-- counter resets among them) the day's energy sums; first_polled_at / last_polled_at: the
+-- readings the day spans (an interval that crosses midnight counts for the day it ends in).
+CREATE OR REPLACE VIEW analytics.solarassistant_energy_daily AS
+WITH last_poll AS (
+    SELECT site_id, site_name, coalesce(timezone, 'UTC') AS timezone
+    FROM solarassistant.metric_polls
+    QUALIFY row_number() OVER (PARTITION BY site_id ORDER BY polled_at DESC) = 1
+),
+dated AS (
+    SELECT
+        i.site_id,
+        coalesce(s.name, p.site_name) AS site_name,
+        i.topic,
+        i.is_total,
+        CAST(timezone(coalesce(p.timezone, 'UTC'), i.polled_to) AS DATE) AS day,
+        coalesce(p.timezone, 'UTC') AS timezone,
+        i.polled_from,
+        i.polled_to,
+        i.is_reset,
+        i.energy_kwh
+    FROM analytics.solarassistant_energy_intervals AS i
+    LEFT JOIN solarassistant.sites AS s ON s.id = i.site_id
+    LEFT JOIN last_poll AS p ON p.site_id = i.site_id
+)
+SELECT
+    site_id,
+    site_name,
+    topic,
+    is_total,
+    day,
+    timezone,
+    sum(energy_kwh) AS energy_kwh,
+    count(*) AS intervals,
+    count(*) FILTER (WHERE is_reset) AS resets,
+    min(polled_from) AS first_polled_at,
+    max(polled_to) AS last_polled_at
+FROM dated
+GROUP BY site_id, site_name, topic, is_total, day, timezone;
 
 -- analytics.solarassistant_site_status: per site of the account, the outcome of its last poll
 -- (ok / offline / error and why) and when it last answered.

@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 import pytest
 
 from sources.common import MalformedResponseError
-from sources.solarassistant import _compact, _member_row, _selectors
+from sources.solarassistant import _compact, _member_row
 from sources.solarassistant.client import SolarAssistantClient, parse_metrics_body
 from sources.solarassistant.metrics import metric_row, metrics_table, poll_sites, typed_value
+from sources.solarassistant.options import selectors, zones
 from tests.conftest import Reply
 
 AT = datetime(2026, 5, 11, 12, tzinfo=UTC)
@@ -146,11 +147,11 @@ def test_device_number_fits_the_bigint_column(number, stored):
 # --------------------------------------------------------------------------- settings
 def test_sites_and_topics_given_as_json_lists_in_env_vars():
     # dlt hands a setting typed Any over as the raw string of the env var
-    assert _selectors('["total/*", "battery_*/power"]') == ["total/*", "battery_*/power"]
-    assert _selectors('[19489, "my-site"]') == ["19489", "my-site"]
-    assert _selectors("['total/*', 'grid/*']") == ["total/*", "grid/*"]  # TOML-style quotes
-    assert _selectors(19489) == ["19489"]  # a single id from TOML
-    assert _selectors('["all"]') == []
+    assert selectors('["total/*", "battery_*/power"]') == ["total/*", "battery_*/power"]
+    assert selectors('[19489, "my-site"]') == ["19489", "my-site"]
+    assert selectors("['total/*', 'grid/*']") == ["total/*", "grid/*"]  # TOML-style quotes
+    assert selectors(19489) == ["19489"]  # a single id from TOML
+    assert selectors('["all"]') == []
 
 
 # --------------------------------------------------------------------------- cloud rows
@@ -195,3 +196,106 @@ def test_the_topic_filter_holds_even_if_the_proxy_ignores_it(scripted, monkeypat
     assert [s.path for s in scripted.seen[1:]] == ["/api/v1/metrics?topic=total%2F%2A"] + [
         "/api/v1/metrics?topic=battery_%2A%2Fstate_of_charge"
     ]
+
+
+# --------------------------------------------------------------------------- numbers as sent
+def test_numbers_are_read_exactly_and_kept_as_sent():
+    # orjson reads integers beyond 64 bits as floats: '1.2345678901234568e+29' was stored
+    huge = "123456789012345678901234567890"
+    body, problem = parse_metrics_body(
+        (
+            f'[{{"topic": "a/huge", "value": {huge}}}, {{"topic": "a/neg", "value": -{huge}}},'
+            ' {"topic": "a/frac", "value": 12.50, "number": 2.0},'
+            ' {"topic": "a/exp", "value": 1e3}, {"topic": "a/far", "value": 1e400},'
+            f' {{"topic": "a/nested", "value": {{"x": 1.50}}}}, {{"topic": "a/nan", "value": NaN}},'
+            f' {{"topic": "a/long", "value": {"9" * 400}}}]'
+        ).encode()
+    )
+    assert problem is None
+    got = {r["topic"]: metric_row(1, AT, r) for r in body}
+    typed = {t: (r["value_number"], r["value_text"], r["value_type"]) for t, r in got.items()}
+    assert typed == {
+        "a/huge": (1.2345678901234568e29, huge, "number"),
+        "a/neg": (-1.2345678901234568e29, "-" + huge, "number"),
+        "a/frac": (12.5, "12.50", "number"),
+        "a/exp": (1000.0, "1e3", "number"),
+        "a/far": (None, "1e400", "number"),  # beyond a double: no number, the text
+        "a/nested": (None, '{"x":1.5}', "json"),
+        "a/nan": (None, "NaN", "number"),
+        "a/long": (None, "9" * 400, "number"),
+    }
+    assert got["a/frac"]["number"] == 2
+    table = metrics_table(got.values())
+    assert table.column("value_text").to_pylist()[0] == huge
+    # newline-delimited rows are read exactly too
+    body, problem = parse_metrics_body(f'{{"topic": "a/huge", "value": {huge}}}\n'.encode())
+    assert problem is None and typed_value(body[0]["value"])[1] == huge
+
+
+# --------------------------------------------------------------------------- failed polls
+def _poll(site_id: int, status: str, reason: str | None = None):
+    from sources.solarassistant.metrics import SitePoll
+
+    return SitePoll(site_id=site_id, site_name=f"s{site_id}", status=status, reason=reason)
+
+
+@pytest.mark.parametrize(
+    ("statuses", "failed"),
+    [
+        ([], False),  # no site polled
+        (["ok", "error"], False),  # data came in
+        (["offline", "offline"], False),  # the sites' side: normal
+        (["error", "error"], True),
+        (["offline", "error"], True),  # no data, and an error on our side
+    ],
+)
+def test_a_poll_fails_when_no_site_could_be_read_and_one_failed_with_an_error(statuses, failed):
+    from sources.solarassistant.metrics import poll_errors
+
+    results = [_poll(i, s, None if s == "ok" else f"{s} reason") for i, s in enumerate(statuses)]
+    errors = poll_errors(results)
+    assert bool(errors) is failed
+    if failed:
+        (message,) = errors
+        assert message.startswith("solarassistant /api/v1/metrics: no site could be read")
+        assert "error reason (site" in message and "metric_polls" in message
+
+
+def test_the_failed_poll_message_groups_sites_by_reason_and_stays_short():
+    from sources.solarassistant.metrics import poll_errors
+
+    results = [_poll(i, "error", "TLS failed") for i in range(8)]
+    results += [_poll(100 + i, "error", f"odd {i}") for i in range(4)]
+    (message,) = poll_errors(results)
+    assert "12 of 12 failed with an error" in message
+    assert "TLS failed (sites 0, 1, 2, 3, 4, ...)" in message
+    assert "odd 0 (site 100); odd 1 (site 101); and 2 other reason(s)" in message
+
+
+# --------------------------------------------------------------------------- time zones
+def test_site_time_zones_by_id_then_name_then_default():
+    zone_of, named = zones("Europe/Berlin", '{"my-site": "Africa/Johannesburg", "7": "UTC"}')
+    assert named == {"my-site", "7"}
+    assert zone_of(_poll(7, "ok")) == "UTC"
+    site = _poll(8, "ok")
+    site.site_name = "my-site"
+    assert zone_of(site) == "Africa/Johannesburg"
+    assert zone_of(_poll(9, "ok")) == "Europe/Berlin"
+    zone_of, _ = zones(None, {"9": "Asia/Tokyo"})  # a table in config.toml
+    assert zone_of(_poll(9, "ok")) == "Asia/Tokyo" and zone_of(_poll(1, "ok")) is None
+
+
+@pytest.mark.parametrize(
+    ("default", "per_site", "named"),
+    [
+        ("Mars/Olympus", None, "timezone = 'Mars/Olympus'"),
+        (None, {"my-site": "CEST"}, "site_timezones['my-site'] = 'CEST'"),
+        (None, "[1, 2]", "site_timezones is not a mapping"),
+    ],
+)
+def test_a_wrong_time_zone_is_a_configuration_error(default, per_site, named):
+    from sources.common import ConfigurationError
+
+    with pytest.raises(ConfigurationError) as caught:
+        zones(default, per_site)
+    assert named in str(caught.value)

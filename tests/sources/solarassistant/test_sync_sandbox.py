@@ -201,15 +201,28 @@ def test_concurrency_is_bounded(monkeypatch, tmp_path, warehouse):
         assert [r["status"] for r in latest_poll(warehouse)] == ["ok"] * 12
 
 
-def test_tls_is_verified(sa_sandbox, warehouse, monkeypatch):
-    """Without the sandbox's certificate in REQUESTS_CA_BUNDLE the proxy is not trusted."""
+def test_tls_is_verified_and_a_poll_no_site_answered_fails_the_run(
+    sa_sandbox, warehouse, monkeypatch, capsys
+):
+    """Without the sandbox's certificate in REQUESTS_CA_BUNDLE the proxy is not trusted: no
+    site can be read because of our side, so the run fails (exit 1), its polls still loaded."""
+    ca_bundle = sa_sandbox.ca_bundle
     monkeypatch.delenv("REQUESTS_CA_BUNDLE")
     monkeypatch.setenv("CURL_CA_BUNDLE", "")
-    assert run() == 0
-    polls = latest_poll(warehouse)
+    assert run() == 1
+    out = capsys.readouterr().out
+    assert "solarassistant: FAILED" in out
+    assert "no site could be read: 6 of 6 failed with an error" in out
+    assert "point REQUESTS_CA_BUNDLE at it" in out
+    polls = latest_poll(warehouse)  # every site's outcome is loaded all the same
+    assert [r["site_id"] for r in polls] == sorted(s.id for s in sa_sandbox.sites)
     assert {r["status"] for r in polls} == {"error"}
     assert all("TLS verification" in r["reason"] and "SSLError" in r["reason"] for r in polls)
     assert "metrics" not in tables(warehouse)  # no site answered: no metric row at all
+    # the certificate trusted again: the next run succeeds (no error left over in the state)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca_bundle)
+    assert run() == 0
+    assert "solarassistant: ok" in capsys.readouterr().out
 
 
 def test_topic_and_site_filters(sa_sandbox, warehouse, monkeypatch):

@@ -14,7 +14,7 @@ from sources.common import (
     SourceUnavailableError,
     redact,
 )
-from sources.solarassistant import _select, _selectors, _site_row
+from sources.solarassistant import _site_row
 from sources.solarassistant.client import (
     SiteAccess,
     SiteAuth,
@@ -22,6 +22,7 @@ from sources.solarassistant.client import (
     proxy_base_url,
 )
 from sources.solarassistant.metrics import _is_fatal, classify, metric_row, typed_value
+from sources.solarassistant.options import select, selectors
 from sources.solarassistant.shapes import validate_cloud
 
 
@@ -86,11 +87,11 @@ def test_only_the_account_token_rejected_at_authorize_is_fatal():
 
 def test_site_selection():
     sites = [{"id": 1, "name": "home"}, {"id": 22, "name": "barn"}, {"id": 3, "name": "x"}]
-    assert _selectors(None) == [] and _selectors("all") == [] and _selectors(["*"]) == []
-    assert _selectors(" 22, home ,") == ["22", "home"]
-    assert _selectors([22, "x"]) == ["22", "x"]
-    assert _select(sites, []) == sites
-    assert _select(sites, ["22", "home", "nope"]) == [sites[0], sites[1]]
+    assert selectors(None) == [] and selectors("all") == [] and selectors(["*"]) == []
+    assert selectors(" 22, home ,") == ["22", "home"]
+    assert selectors([22, "x"]) == ["22", "x"]
+    assert select(sites, []) == sites
+    assert select(sites, ["22", "home", "nope"]) == [sites[0], sites[1]]
 
 
 def test_site_row_merges_details_and_moves_members_out():
