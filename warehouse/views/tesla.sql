@@ -7,42 +7,28 @@
 --   counter, and the interval runs from the previous non-zero reading to the next one;
 -- * a counter that goes down was reset: that interval is dropped (its energy is unknown);
 --   the next intervals count from the new value.
--- Readings are ordered by polled_at (solarsync's poll instant, UTC). A reading is dated by the
--- meter's own clock, last_communication_time, when it advanced since the meter's previous
--- reading (the gateway's time of the counter value); else (missing, "never", or frozen) by
--- polled_at. An interval counts for the day of its end reading.
+-- Readings are ordered by polled_at (solarsync's poll instant, UTC). Both ends of an interval
+-- are dated by one clock: the meter's own (last_communication_time, the gateway's time of the
+-- counter values) when it advanced from the start reading to the end reading; else (missing,
+-- "never", frozen or set back) solarsync's (polled_at). So an interval never runs backwards,
+-- however far the gateway's clock is from solarsync's. An interval counts for the day of its end.
 
 CREATE SCHEMA IF NOT EXISTS analytics;
 
 -- analytics.tesla_energy_intervals: one row per gateway, meter, direction ('exported' or
 -- 'imported') and pair of consecutive usable readings, with the energy in between (Wh):
--- interval_start/interval_end are the readings' dates (see above), polled_from/polled_to the
--- polls that read them.
+-- interval_start/interval_end are the readings' dates by one clock (see above; `clock` says
+-- which: 'meter' or 'poll'), polled_from/polled_to the polls that read them.
 CREATE OR REPLACE VIEW analytics.tesla_energy_intervals AS
-WITH readings AS (
-    SELECT
-        gateway,
-        meter,
-        polled_at,
-        energy_exported,
-        energy_imported,
-        CASE
-            WHEN last_communication_time > lag(last_communication_time) OVER m
-                THEN last_communication_time
-            ELSE polled_at
-        END AS read_at
+WITH counters AS (
+    SELECT gateway, meter, 'exported' AS direction, polled_at,
+           last_communication_time AS meter_at, energy_exported AS counter_wh
     FROM tesla.meter_readings
-    WINDOW m AS (PARTITION BY gateway, meter ORDER BY polled_at)
-),
-counters AS (
-    SELECT gateway, meter, 'exported' AS direction, polled_at, read_at,
-           energy_exported AS counter_wh
-    FROM readings
     WHERE energy_exported > 0
     UNION ALL
-    SELECT gateway, meter, 'imported' AS direction, polled_at, read_at,
-           energy_imported AS counter_wh
-    FROM readings
+    SELECT gateway, meter, 'imported' AS direction, polled_at,
+           last_communication_time AS meter_at, energy_imported AS counter_wh
+    FROM tesla.meter_readings
     WHERE energy_imported > 0
 ),
 steps AS (
@@ -50,32 +36,39 @@ steps AS (
         gateway,
         meter,
         direction,
-        lag(read_at) OVER w AS interval_start,
-        read_at AS interval_end,
+        lag(meter_at) OVER w AS meter_from,
+        meter_at AS meter_to,
         lag(polled_at) OVER w AS polled_from,
         polled_at AS polled_to,
         lag(counter_wh) OVER w AS counter_start_wh,
         counter_wh AS counter_end_wh
     FROM counters
     WINDOW w AS (PARTITION BY gateway, meter, direction ORDER BY polled_at)
+),
+dated AS (
+    SELECT *, coalesce(meter_to > meter_from, false) AS by_meter
+    FROM steps
 )
 SELECT
     gateway,
     meter,
     direction,
-    interval_start,
-    interval_end,
+    CASE WHEN by_meter THEN meter_from ELSE polled_from END AS interval_start,
+    CASE WHEN by_meter THEN meter_to ELSE polled_to END AS interval_end,
+    CASE WHEN by_meter THEN 'meter' ELSE 'poll' END AS clock,
     polled_from,
     polled_to,
     counter_start_wh,
     counter_end_wh,
     counter_end_wh - counter_start_wh AS energy_wh
-FROM steps
+FROM dated
 WHERE counter_start_wh IS NOT NULL
   AND counter_end_wh >= counter_start_wh;
 
 -- analytics.tesla_energy_daily: energy per gateway, meter and UTC day (an interval counts for
--- the day its end reading was taken), exported and imported, in Wh and kWh.
+-- the day of its end), exported and imported, in Wh and kWh. `intervals`: the readings of the
+-- day that end an interval (each once, whether one counter or both end an interval there);
+-- `exported_intervals` / `imported_intervals`: the intervals of each counter.
 CREATE OR REPLACE VIEW analytics.tesla_energy_daily AS
 SELECT
     gateway,
@@ -85,7 +78,9 @@ SELECT
     coalesce(sum(energy_wh) FILTER (WHERE direction = 'imported'), 0) AS imported_wh,
     coalesce(sum(energy_wh) FILTER (WHERE direction = 'exported'), 0) / 1000 AS exported_kwh,
     coalesce(sum(energy_wh) FILTER (WHERE direction = 'imported'), 0) / 1000 AS imported_kwh,
-    count(*) AS intervals
+    count(DISTINCT polled_to) AS intervals,
+    count(*) FILTER (WHERE direction = 'exported') AS exported_intervals,
+    count(*) FILTER (WHERE direction = 'imported') AS imported_intervals
 FROM analytics.tesla_energy_intervals
 GROUP BY ALL;
 
@@ -108,7 +103,9 @@ SELECT
     coalesce(sum(i.energy_wh) FILTER (WHERE i.direction = 'imported'), 0) AS imported_wh,
     coalesce(sum(i.energy_wh) FILTER (WHERE i.direction = 'exported'), 0) / 1000 AS exported_kwh,
     coalesce(sum(i.energy_wh) FILTER (WHERE i.direction = 'imported'), 0) / 1000 AS imported_kwh,
-    count(*) AS intervals
+    count(DISTINCT i.polled_to) AS intervals,
+    count(*) FILTER (WHERE i.direction = 'exported') AS exported_intervals,
+    count(*) FILTER (WHERE i.direction = 'imported') AS imported_intervals
 FROM analytics.tesla_energy_intervals AS i
 LEFT JOIN zones AS z USING (gateway)
 GROUP BY ALL;

@@ -39,6 +39,32 @@ def expected_energy(log, times, zone=None):
     return {k: (v["energy_exported"], v["energy_imported"]) for k, v in out.items()}, intervals
 
 
+def expected_counts(log, times):
+    """Per (meter, day): intervals (readings that end one, each once), exported intervals,
+    imported intervals, from the sandbox's true counters."""
+    by_counter = defaultdict(list)
+    for reading in log:
+        if reading.served > 0:
+            by_counter[(reading.meter, reading.field)].append(reading)
+    ends: dict[tuple[str, object], set[int]] = defaultdict(set)
+    per_field: dict[tuple[str, object, str], int] = defaultdict(int)
+    for (meter, field), readings in by_counter.items():
+        for before, after in zip(readings, readings[1:], strict=False):
+            if before.epoch != after.epoch:
+                continue
+            day = times[after.tick - 1].date()
+            ends[(meter, day)].add(after.tick)
+            per_field[(meter, day, field)] += 1
+    return {
+        key: (
+            len(ticks),
+            per_field[(*key, "energy_exported")],
+            per_field[(*key, "energy_imported")],
+        )
+        for key, ticks in ends.items()
+    }
+
+
 def test_daily_energy_matches_the_counters(make_gateway, warehouse, query, monkeypatch):
     import sources.tesla
     from pipelines.poll import poll_source
@@ -200,3 +226,76 @@ def test_local_view_exists_for_a_firmware_without_site_info(make_gateway, run, q
     rows = query("select distinct timezone from analytics.tesla_energy_daily_local")
     assert rows == [("UTC",)]
     assert query("select count(*) from tesla.gateway_status where timezone is null") == [(3,)]
+
+
+def test_a_skewed_gateway_clock_never_runs_an_interval_backwards(
+    make_gateway, run, query, monkeypatch
+):
+    """The gateway's clock 20 h behind solarsync's (more than the 8 h between polls): both
+    ends of every interval are dated by the meter's clock, none runs backwards, and the daily
+    counts match the readings (each reading that ends an interval counted once)."""
+    import sources.tesla
+
+    gw = make_gateway(variant="21.44", zero_at=ZERO_AT, reset_at=RESET_AT)
+    times = [START + i * STEP for i in range(POLLS)]
+    skew = timedelta(hours=-20)
+    meter_times = [t + skew for t in times]
+    gw.meters.clock = lambda: meter_times[gw.meters.tick - 1]
+    stamps = iter(times)
+    monkeypatch.setattr(sources.tesla, "utcnow", lambda: next(stamps))
+    for _ in range(POLLS):
+        result = run()
+        assert result.ok, result.error
+
+    rows = query(
+        "select interval_start, interval_end, clock, polled_from, polled_to "
+        "from analytics.tesla_energy_intervals"
+    )
+    expected, intervals = expected_energy(gw.meters.log, meter_times)
+    assert len(rows) == intervals
+    assert [r for r in rows if not r[0] < r[1]] == []  # none runs backwards
+    assert {(start - pf, end - pt, clock) for start, end, clock, pf, pt in rows} == {
+        (skew, skew, "meter")
+    }
+    daily = query(
+        "select meter, day, exported_wh, imported_wh, intervals, exported_intervals, "
+        "imported_intervals from analytics.tesla_energy_daily"
+    )
+    assert {(m, d): (e, i) for m, d, e, i, *_ in daily} == expected
+    counts = expected_counts(gw.meters.log, meter_times)
+    assert {(m, d): tuple(c) for m, d, _, _, *c in daily} == counts
+    # the load meter never exports: its intervals are its imported ones, not half of a double
+    assert {c[0] == c[2] and c[1] == 0 for (m, _), c in counts.items() if m == "load"} == {True}
+    local = query(
+        "select meter, day, intervals, exported_intervals, imported_intervals "
+        "from analytics.tesla_energy_daily_local"
+    )
+    assert sum(r[2] for r in local) == sum(c[0] for c in counts.values())
+    assert sum(r[3] + r[4] for r in local) == intervals
+
+
+def test_an_interval_is_dated_by_one_clock_when_the_meter_clock_starts_moving(tmp_path):
+    """A meter clock frozen (far in the past) for two readings, then advancing: the first
+    interval is dated by the polls, the second by the meter's clock; neither mixes the two."""
+    stale = datetime(2021, 5, 21, 23, 51, tzinfo=UTC)
+    polls = [datetime(2026, 3, 1, 22, 0, tzinfo=UTC) + i * timedelta(hours=1) for i in range(3)]
+    meter = [stale, stale, stale + timedelta(hours=1)]
+    readings = [
+        ("gw", "solar", at, meter[i], 1000.0 + 10 * i, 5.0 + i) for i, at in enumerate(polls)
+    ]
+    con = _warehouse_with(tmp_path, readings)
+    rows = con.execute(
+        "select direction, interval_start, interval_end, clock, energy_wh "
+        "from analytics.tesla_energy_intervals order by direction, polled_to"
+    ).fetchall()
+    assert rows == [
+        ("exported", polls[0], polls[1], "poll", 10.0),
+        ("exported", meter[1], meter[2], "meter", 10.0),
+        ("imported", polls[0], polls[1], "poll", 1.0),
+        ("imported", meter[1], meter[2], "meter", 1.0),
+    ]
+    daily = con.execute(
+        "select day, intervals, exported_intervals, imported_intervals "
+        "from analytics.tesla_energy_daily order by day"
+    ).fetchall()
+    assert daily == [(meter[2].date(), 1, 1, 1), (polls[1].date(), 1, 1, 1)]
