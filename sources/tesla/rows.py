@@ -5,7 +5,10 @@ site/battery/load/solar become rows, unknown fields become columns, ``site_info`
 (``grid_code`` a string, ``country`` etc. at the top) or nested (``grid_code`` an object) and
 lands in the same columns either way. Numbers are written as floats (a counter that reads
 ``24200`` in one poll and ``24200.5`` in the next must not split into two columns), except the
-few integer fields named in ``INTEGER_FIELDS``.
+few integer fields named in ``INTEGER_FIELDS``. A unit at the end of a field name becomes a
+lower-case word, as in the HEAT tables: ``nominal_system_energy_kWh`` ->
+``nominal_system_energy_kwh``, ``max_system_power_kW`` -> ``max_system_power_kw`` (dlt alone
+would make them ``..._k_wh``, ``..._k_w``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import Any
 INTEGER_FIELDS = frozenset(
     {"num_meters_aggregated", "timeout", "commission_count", "alert_raw", "timestamp"}
 )
+#: units at the end of a field name (``_kWh``), longest first: ``kWh`` before ``Wh``
+UNIT_SUFFIXES = ("kVAr", "kWh", "MWh", "kVA", "kW", "MW", "Wh")
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 _GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)")
 _DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
@@ -55,6 +60,15 @@ def parse_duration(value: Any) -> float | None:
     return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
 
 
+def column_name(key: str) -> str:
+    """The column of a field: a unit at its end lower-cased (``max_system_power_kW`` ->
+    ``max_system_power_kw``); other names unchanged (dlt makes them snake_case)."""
+    for unit in UNIT_SUFFIXES:
+        if key.endswith("_" + unit):
+            return key[: -len(unit)] + unit.lower()
+    return key
+
+
 def _number(key: str, value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return value
@@ -64,7 +78,9 @@ def _number(key: str, value: Any) -> Any:
 def scalars(data: Mapping[str, Any]) -> dict[str, Any]:
     """Fields of an object with numbers normalised; nested values kept (JSON columns); nulls
     left out (a column appears with its first value, not as an untyped all-null column)."""
-    return {key: _number(key, value) for key, value in data.items() if value is not None}
+    return {
+        column_name(key): _number(key, value) for key, value in data.items() if value is not None
+    }
 
 
 def _with_times(row: dict[str, Any], *fields: str) -> dict[str, Any]:
@@ -109,11 +125,11 @@ def site_info_row(gateway: str, polled_at: datetime, body: Any) -> dict[str, Any
     nested = body.get("grid_code")
     for key, value in body.items():
         if key != "grid_code" and value is not None:
-            row[key] = _number(key, value)
+            row[column_name(key)] = _number(key, value)
     if isinstance(nested, Mapping):
         for key, value in nested.items():  # grid_code.grid_code -> grid_code, country, ...
             if value is not None:
-                row[key] = _number(key, value)
+                row[column_name(key)] = _number(key, value)
     elif nested is not None:
         row["grid_code"] = nested
     return row
@@ -182,6 +198,7 @@ def grid_fault_rows(gateway: str, polled_at: datetime, body: Any) -> Iterator[di
 
 
 __all__ = [
+    "column_name",
     "gateway_status_row",
     "grid_fault_rows",
     "grid_status_row",

@@ -77,6 +77,31 @@ def test_flat_and_nested_site_info_land_in_the_same_columns():
     assert type(flat["grid_voltage_setting"]) is float
 
 
+@pytest.mark.parametrize(
+    ("field", "column"),
+    [
+        ("nominal_system_energy_kWh", "nominal_system_energy_kwh"),
+        ("max_system_power_kW", "max_system_power_kw"),
+        ("min_site_meter_power_kW", "min_site_meter_power_kw"),
+        ("energy_Wh", "energy_wh"),
+        ("apparent_kVA", "apparent_kva"),
+        ("reactive_kVAr", "reactive_kvar"),
+        ("kW", "kW"),  # a bare unit is not a suffix
+        ("site_name", "site_name"),
+        ("last_phase_power_communication_time", "last_phase_power_communication_time"),
+    ],
+)
+def test_units_at_the_end_of_a_field_become_a_lower_case_word(field, column):
+    assert rows.column_name(field) == column
+
+
+def test_site_info_units_in_both_shapes():
+    for capture in ("home_assistant_core", "vloschiavo_powerwall2_21.44_running"):
+        row = rows.site_info_row("gw", AT, load(f"{capture}/site_info.json"))
+        assert "nominal_system_energy_kwh" in row and "nominal_system_energy_kWh" not in row
+        assert [k for k in row if k != k.lower() or "_k_" in k] == []
+
+
 def test_grid_faults_have_a_stable_id_and_time():
     body = load("jrester_tesla_powerwall/system_status.json")
     first = list(rows.grid_fault_rows("gw", AT, body["grid_faults"]))

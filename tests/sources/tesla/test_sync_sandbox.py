@@ -58,7 +58,7 @@ def test_three_runs_reuse_one_login_and_load_every_reading(gateway, run, query, 
         == [("ok", "21.44 223a56cd", 831359.932079901, None)] * 3
     )
     assert query(
-        "select gateway, grid_code, utility, timezone, nominal_system_energy_k_wh "
+        "select gateway, grid_code, utility, timezone, nominal_system_energy_kwh "
         "from tesla.site_info"
     ) == [
         (
@@ -320,3 +320,52 @@ def test_sessions_that_keep_expiring_cost_a_bounded_number_of_logins(
     ((state, error),) = query("select gateway_state, error from tesla.gateway_status")
     assert state == "failed" and "sessions keep expiring" in error
     assert query("select count(distinct polled_at) from tesla.meter_readings") == [(1,)]
+
+
+UNIT_COLUMNS = {  # the 21.44 capture's site_info, units as the HEAT tables name them
+    "max_system_energy_kwh": 13.5,
+    "max_system_power_kw": 5.0,
+    "max_site_meter_power_kw": 1e9,
+    "min_site_meter_power_kw": -1e9,
+    "nominal_system_energy_kwh": 13.5,
+    "nominal_system_power_kw": 5.0,
+}
+
+
+def site_info_columns(query) -> set[str]:
+    rows = query(
+        "select column_name from information_schema.columns "
+        "where table_schema = 'tesla' and table_name = 'site_info'"
+    )
+    return {r[0] for r in rows}
+
+
+def test_site_info_units_are_words_and_an_old_warehouse_keeps_loading(gateway, run, query):
+    """``nominal_system_energy_kWh`` lands as ``nominal_system_energy_kwh`` (dlt alone makes
+    it ``..._k_wh``). A warehouse loaded before the rename keeps loading: the new columns are
+    added and filled, the old ones stay (empty from then on)."""
+    from sources.tesla import rows
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rows, "column_name", lambda key: key)  # what earlier releases did
+        assert run().ok
+    old = {"nominal_system_energy_k_wh", "max_system_power_k_w"}
+    assert old <= site_info_columns(query)
+    assert not set(UNIT_COLUMNS) & site_info_columns(query)
+
+    result = run()
+    assert result.ok, result.error
+    assert set(UNIT_COLUMNS) | old <= site_info_columns(query)
+    names = ", ".join(UNIT_COLUMNS)
+    assert query(f"select {names} from tesla.site_info") == [tuple(UNIT_COLUMNS.values())]
+    assert query(
+        "select nominal_system_energy_k_wh, max_system_power_k_w from tesla.site_info"
+    ) == [(None, None)]
+    assert "analytics.tesla_gateway_states" in result.views
+
+
+def test_a_new_warehouse_has_no_split_unit_columns(gateway, run, query):
+    assert run().ok
+    columns = site_info_columns(query)
+    assert set(UNIT_COLUMNS) <= columns
+    assert [c for c in columns if c.endswith(("_k_wh", "_k_w"))] == []
