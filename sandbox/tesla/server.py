@@ -8,6 +8,9 @@ variants, stopped mode and counter glitches. Controlled from Python (tests) or t
         gw.expire_sessions()
         gw.session_max_requests = 5  # every session expires after 5 requests
         gw.logins          # successful logins so far
+
+/api/status answers without a session (``PUBLIC_PATHS``), like a real gateway: a client
+whose login fails still reads it. Every other GET needs a session.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from sandbox.tesla.model import (
     capture_bytes,
 )
 
+#: answered without a session, as real gateways do (firmware, uptime: no customer data)
+PUBLIC_PATHS = frozenset({"/api/status"})
 LIMIT_BODY = b'{"code":429,"error":"Api Limit reached for this endpoint"}'
 UNAUTHORIZED_BODY = b'{"code":401,"error":"bad credentials","message":"Login Error"}'
 
@@ -43,7 +48,7 @@ UNAUTHORIZED_BODY = b'{"code":401,"error":"bad credentials","message":"Login Err
 class Seen:
     method: str
     path: str
-    authenticated: bool
+    authenticated: bool  # not refused (always true on a public path)
 
 
 class TeslaGatewaySandbox:
@@ -262,7 +267,7 @@ def _handler(gateway: TeslaGatewaySandbox) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
-            ok = gateway.authenticated(self.headers)
+            ok = path in PUBLIC_PATHS or gateway.authenticated(self.headers)
             gateway.seen.append(Seen("GET", path, ok))
             if not ok:
                 self._send(401, UNAUTHORIZED_BODY)

@@ -20,6 +20,12 @@ One call of :func:`tesla` is one snapshot of every configured gateway, stamped w
   gateway replaced).
 * ``grid_faults``: one row per fault, deduplicated across polls (``gateway, fault_id``; merge).
 
+A gateway that gave no data beyond its public ``/api/status`` in a poll (login refused or
+rate limited, unreachable, every other endpoint failing) failed that poll: ``gateway_status``
+records ``last_sync.errors`` in its resource state (one line per such gateway, naming it, the
+endpoint and what to do), which makes the run exit 1 and ``solarsync poll`` count the poll as
+failed; the rows that were read load all the same.
+
 No cursor: every poll is a snapshot. Sessions, recorded certificate fingerprints and login
 back-offs live in ``<dlt data dir>/solarsync/tesla/`` (``sources.tesla.store``), never in dlt
 state or the warehouse. The analytics views (``warehouse/views/tesla.sql``) turn the counters
@@ -39,6 +45,7 @@ from dlt.common.configuration.inject import with_config
 from dlt.common.typing import TSecretStrValue, TSecretValue
 from dlt.sources import DltResource
 
+from sources.common import redact
 from sources.tesla import rows
 from sources.tesla.config import gateway_configs, is_configured
 from sources.tesla.settings import (
@@ -52,7 +59,7 @@ from sources.tesla.settings import (
     STATE_UNREACHABLE,
     TABLES,
 )
-from sources.tesla.snapshot import Snapshot, client_for, reset_clients
+from sources.tesla.snapshot import GatewayPoll, Snapshot, client_for, reset_clients
 from sources.tesla.store import default_directory
 
 logger = logging.getLogger("solarsync.tesla")
@@ -137,13 +144,17 @@ def tesla(
         return gen
 
     def status_rows() -> Iterator[dict[str, Any]]:
-        for poll in snapshot.polls():
+        polls = snapshot.polls()
+        for poll in polls:
             if poll.state in (STATE_FAILED, STATE_UNREACHABLE):
                 logger.error("tesla %s: %s: %s", poll.name, poll.state, poll.error)
             yield rows.gateway_status_row(
                 poll.name, at, poll.body("status"), state=poll.state, error=poll.error,
                 unavailable=poll.unavailable, site_info=poll.body("site_info"),
             )  # fmt: skip
+        # written on every poll (no stale verdict): a gateway that gave no data beyond the
+        # public /api/status failed this poll; the runner and the poll loop count it (exit 1)
+        dlt.current.resource_state()["last_sync"] = poll_verdict(polls)
 
     per_poll = {"write_disposition": "merge", "primary_key": ["gateway", "polled_at"]}
     return [
@@ -187,6 +198,27 @@ def tesla(
             each("sitemaster", rows.sitemaster_row), name="sitemaster", columns=_poll(), **per_poll
         ),
     ]  # fmt: skip
+
+
+def poll_verdict(polls: Sequence[GatewayPoll]) -> dict[str, list[str]]:
+    """``last_sync`` of ``gateway_status``: ``errors``, one per gateway whose poll failed (an
+    error and no data beyond the public status), and ``warnings``, one per gateway whose poll
+    ended early on an error after some data came (that data is loaded)."""
+    errors, warnings = [], []
+    for poll in polls:
+        if poll.exception is None:
+            continue
+        if poll.failed:
+            errors.append(
+                f"gateway {poll.name!r} gave no data this poll (gateway_state "
+                f"'{poll.state}'): {redact(str(poll.exception))}"
+            )
+        elif poll.state in (STATE_FAILED, STATE_UNREACHABLE):
+            warnings.append(
+                f"gateway {poll.name!r}: the poll stopped early (gateway_state "
+                f"'{poll.state}'); what answered is loaded: {redact(str(poll.exception))}"
+            )
+    return {"errors": errors, "warnings": warnings}
 
 
 @with_config(sections=("sources", SOURCE_NAME))
@@ -236,6 +268,7 @@ __all__ = [
     "check",
     "gateway_configs",
     "is_configured",
+    "poll_verdict",
     "reset_clients",
     "tesla",
 ]

@@ -391,7 +391,7 @@ class GatewayClient:
             response = self._api.get(endpoint.path, allow_redirects=False)
         except ApiError as exc:
             if exc.status == 404:
-                self._fresh = False  # answered past the session check
+                self._fresh = self._fresh and endpoint.public  # answered past the session check
                 self.unavailable.add(endpoint.key)
                 logger.info(
                     "tesla %s: %s not available on this firmware (404); skipped",
@@ -402,7 +402,7 @@ class GatewayClient:
             raise
         except SourceUnavailableError as exc:
             if exc.status == 502:
-                self._fresh = False
+                self._fresh = self._fresh and endpoint.public
                 return STOPPED
             raise
         if 300 <= response.status_code < 400:
@@ -413,7 +413,8 @@ class GatewayClient:
                 status=response.status_code,
                 hint="check the host (give the gateway's own address, HTTPS)",
             )
-        self._fresh = False  # the session served a request
+        # the session served a request (a public endpoint's answer says nothing about it)
+        self._fresh = self._fresh and endpoint.public
         try:
             return response.json()
         except ValueError:

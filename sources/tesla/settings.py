@@ -41,10 +41,12 @@ class Endpoint:
     path: str
     #: answers 502 with an empty body while the site controller is stopped
     stoppable: bool = False
+    #: answers without a session (a body from it is no sign that the login works)
+    public: bool = False
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
-    Endpoint("status", "/api/status"),
+    Endpoint("status", "/api/status", public=True),
     Endpoint("sitemaster", "/api/sitemaster"),
     Endpoint("aggregates", "/api/meters/aggregates", stoppable=True),
     Endpoint("soe", "/api/system_status/soe", stoppable=True),

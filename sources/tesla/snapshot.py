@@ -74,6 +74,21 @@ class GatewayPoll:
         return any(v not in (STOPPED, UNAVAILABLE) for v in self.bodies.values())
 
     @property
+    def authenticated(self) -> bool:
+        """Data came from an endpoint that needs a session (``/api/status`` answers without
+        one: a gateway whose logins fail still answers it)."""
+        return any(
+            self.bodies.get(e.key, UNAVAILABLE) not in (STOPPED, UNAVAILABLE)
+            for e in ENDPOINTS
+            if not e.public
+        )
+
+    @property
+    def failed(self) -> bool:
+        """An error, and no data beyond the public status: a failed poll of this gateway."""
+        return self.exception is not None and not self.authenticated
+
+    @property
     def unavailable(self) -> list[str]:
         return [k for k, v in self.bodies.items() if v == UNAVAILABLE]
 
@@ -106,7 +121,7 @@ def poll_gateway(client: GatewayClient) -> GatewayPoll:
                 break
             logger.warning("tesla %s: %s skipped this poll: %s", result.name, endpoint.path, exc)
     refused = [e for e in errors if isinstance(e, EndpointRefused)]
-    if refused and not result.answered:
+    if refused and not result.authenticated:
         result.state = STATE_FAILED  # a fresh session refused everywhere: an auth problem
     elif refused:
         keys = [e.key for e in ENDPOINTS if any(r.endpoint == e.path for r in refused)]

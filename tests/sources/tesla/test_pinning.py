@@ -76,8 +76,8 @@ def test_pinned_adapter_and_peer_fingerprint(gateway):
     ok = ApiClient("t", f"https://{gateway.host}", adapter=PinnedAdapter(
         seen, source="t", what="gw", hint="h"))  # fmt: skip
     with pytest.raises(AuthenticationError):  # the server answered (401: no session)
-        ok.get("/api/status")
-    assert gateway.seen[-1].path == "/api/status"
+        ok.get("/api/sitemaster")
+    assert gateway.seen[-1].path == "/api/sitemaster"
     wrong = ApiClient(
         "t", f"https://{gateway.host}", max_attempts=3,
         adapter=PinnedAdapter("00" * 32, source="t", what="gw", hint="h"),

@@ -106,13 +106,32 @@ def test_expired_session_logs_in_again_once(gateway, run, query):
     assert query("select count(*) from tesla.gateway_status where gateway_state = 'ok'") == [(2,)]
 
 
-def test_refused_fresh_session_fails_after_one_relogin(gateway, run):
+def test_refused_fresh_session_fails_after_one_relogin(gateway, run, query, isolated_dlt):
     assert run().ok
     gateway.always_401 = True
     result = run()
-    assert not result.ok and result.exit_code == 77
-    assert "refused a fresh session" in result.error and "home" in result.error
+    assert not result.ok and result.exit_code == 1
+    assert "refused a fresh session" in result.error and "'home'" in result.error
     assert gateway.logins == 2  # the first run's, plus exactly one more
+    # /api/status (public) answered: the poll is recorded, failed; nothing else is, and the
+    # refused endpoints are not taken for "restricted on this firmware" (skipped for hours)
+    assert query("select gateway_state, version from tesla.gateway_status order by polled_at") == [
+        ("ok", "21.44 223a56cd"),
+        ("failed", "21.44 223a56cd"),
+    ]
+    assert query("select count(*) from tesla.sitemaster") == [(1,)]
+    assert "refused_endpoints" not in read_store(isolated_dlt)
+
+
+def test_a_fresh_session_refused_everywhere_costs_one_login(gateway, run, isolated_dlt):
+    """/api/status answers without a session: its answer does not make the fresh session look
+    used (which would take the first refusal for an expiry and log in again)."""
+    gateway.always_401 = True
+    result = run()
+    assert not result.ok and result.exit_code == 1
+    assert "refused a fresh session" in result.error
+    assert gateway.logins == 1
+    assert "refused_endpoints" not in read_store(isolated_dlt)
 
 
 def test_login_429_backs_off_across_runs_without_touching_login(
@@ -205,7 +224,9 @@ def test_endpoint_refused_to_a_fresh_session_costs_one_login_not_one_per_run(gat
     assert "refused a fresh session" in errors[0] and errors[1:] == [None, None]
 
 
-def test_one_unreachable_gateway_does_not_stop_the_others(make_gateway, run, query, monkeypatch):
+def test_one_unreachable_gateway_fails_the_run_not_the_others(
+    make_gateway, run, query, monkeypatch
+):
     good = make_gateway(configure=False)
     down = make_gateway(configure=False)
     down.stop()
@@ -219,7 +240,10 @@ def test_one_unreachable_gateway_does_not_stop_the_others(make_gateway, run, que
         ),
     )
     result = run()
-    assert result.ok, result.error
+    assert not result.ok and result.exit_code == 1
+    assert result.error.startswith("gateway 'barn' gave no data this poll (gateway_state "
+                                   "'unreachable'): tesla barn: could not open")  # fmt: skip
+    assert "garage" not in result.error
     rows = query("select gateway, gateway_state, error from tesla.gateway_status order by 1")
     assert [r[:2] for r in rows] == [("barn", "unreachable"), ("garage", "ok")]
     assert "could not open a TLS connection" in rows[0][2]
@@ -314,7 +338,12 @@ def test_sessions_that_keep_expiring_cost_a_bounded_number_of_logins(
 ):
     gateway.session_max_requests = 1  # every request needs a new session
     result = run()
-    assert result.ok, result.error  # what answered is loaded
+    assert result.ok, result.error  # what answered is loaded: data came, the run is ok
+    (warning,) = result.warnings  # but the summary says the poll stopped early
+    assert warning.startswith(
+        "gateway 'home': the poll stopped early (gateway_state 'failed'); what answered is "
+        "loaded: tesla /api/system_status/grid_status: gateway 'home': sessions keep expiring"
+    ), warning
     assert gateway.logins == 3  # the first login and two renewals, then the poll stops
     assert "refused_endpoints" not in read_store(isolated_dlt)  # the next run tries again
     ((state, error),) = query("select gateway_state, error from tesla.gateway_status")
