@@ -64,17 +64,20 @@ class PostgresReader(Reader):
     dialect: ClassVar[str] = "postgres"
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        return [tuple(r.values()) for r in self.records(sql, params)]
+        return self._execute(sql, params)[1]
 
     def records(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        names, rows = self._execute(sql, params)
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def _execute(self, sql: str, params: Sequence[Any]) -> tuple[list[str], list[tuple]]:
         from pipelines.views import to_dbapi
 
         with self.connection.cursor() as cursor:
             cursor.execute(to_dbapi(sql, self.dialect, bool(params)), list(params) or None)
             if not cursor.description:
-                return []
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+                return [], []
+            return [d[0] for d in cursor.description], [tuple(r) for r in cursor.fetchall()]
 
 
 class PostgresWarehouse(Warehouse):

@@ -185,11 +185,18 @@ def any_warehouse(request: pytest.FixtureRequest, tmp_path: Path):
 
 # --------------------------------------------------------------------------- Postgres
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory):
-    """A real Postgres (tests/postgres_server.py): SOLARSYNC_TEST_POSTGRES or pgserver's."""
+def postgres_server():
+    """A real Postgres (tests/postgres_server.py): SOLARSYNC_TEST_POSTGRES or pgserver's.
+
+    Its data dir is not under pytest's temp root: another pytest session makes that root
+    private again (0o700) and the server, running as another user, would lose its files."""
+    import shutil
+    import tempfile
+
     from tests import postgres_server
 
-    server = postgres_server.start(tmp_path_factory.mktemp("pg"))
+    base = Path(tempfile.mkdtemp(prefix="solarsync-pg-"))
+    server = postgres_server.start(base)
     if server is None:
         message = "no Postgres: install pgserver (dev extra) or set SOLARSYNC_TEST_POSTGRES"
         if os.environ.get("CI", "").lower() == "true":
@@ -198,6 +205,7 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory):
     yield server
     if server.server is not None:
         server.server.cleanup()
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
