@@ -4,8 +4,9 @@
   (``postgresql://user:password@host:5432/database``) or ``[destination.postgres.credentials]``
   in ``.dlt/secrets.toml``. One schema per source (``solarknock``, ``heat``, ...) plus
   ``analytics`` for the views, as in DuckDB.
-- **Loading**: dlt's Postgres destination (``COPY`` of CSV files); merges, soft deletes and
-  HEAT's scd2 history are dlt's own SQL, so the rows equal DuckDB's.
+- **Loading**: dlt's Postgres destination (``insert_values`` files); merges, soft deletes and
+  HEAT's scd2 history are dlt's own SQL, so the rows equal DuckDB's (timestamps
+  ``timestamptz``, JSON columns ``jsonb``).
 - **Lock**: ``lock(source)`` takes ``pg_try_advisory_lock`` on a dedicated connection held for
   the whole run, so two cron hosts (two working dirs) never load one source at once; the second
   exits with :class:`~sources.common.LockedError`. Postgres drops the lock when the holder's
@@ -58,6 +59,17 @@ def lock_key(source: str) -> int:
     return zlib.crc32(source.encode()) - 2**31
 
 
+class _QuietArrowConversion(logging.Filter):
+    """dlt warns on every table that Arrow pages are converted to INSERT statements: that is
+    the expected path to Postgres (README "Postgres"), not news for each run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "ArrowToInsertValuesWriter" not in record.getMessage()
+
+
+_QUIET = _QuietArrowConversion()
+
+
 class PostgresReader(Reader):
     """Read-only SQL over psycopg2: DuckDB's dialect with ``?`` transpiled to Postgres."""
 
@@ -85,13 +97,16 @@ class PostgresWarehouse(Warehouse):
 
     kind = "postgres"
     dialect = "postgres"
-    #: dlt's Postgres loader: CSV through COPY (Parquet would need an ADBC driver and loads
-    #: JSON columns as ``json``; CSV keeps them ``jsonb``)
+    #: dlt's Postgres loader: INSERT statements built from the Arrow pages. Parquet would need
+    #: an ADBC driver and loads JSON columns as ``json`` (not ``jsonb``); dlt's CSV writer
+    #: cannot write the pages' nested (JSON) columns.
     loader_file_format = "insert_values"
 
     def __init__(self, credentials: Any) -> None:
         self.credentials = credentials
         register_secret(getattr(credentials, "password", None))
+        if _QUIET not in logging.getLogger("dlt").filters:
+            logging.getLogger("dlt").addFilter(_QUIET)
 
     @classmethod
     def from_config(cls) -> PostgresWarehouse:

@@ -62,8 +62,17 @@ def test_solarknock_sync_and_incremental_rerun_equal_the_sandbox(any_warehouse, 
     (loads,) = one(any_warehouse, "select count(*) from solarknock._dlt_loads where status = 0")
     assert loads == 2
 
-    third = run_source(get("solarknock"), any_warehouse)  # a rerun re-reads the lookback only
+    # leads walked again: their files were stored by the first run, which the attachments know
+    # by reading lead_attachments back from the destination (sql_client): nothing downloaded
+    sk_sandbox.update("leads", 20)
+    sk_sandbox.clear_requests()
+    third = run_source(get("solarknock"), any_warehouse)
     assert third.ok, third.error
+    assert sk_sandbox.count_requests(endpoint="attachments") == 0
+    (stored,) = one(
+        any_warehouse, "select count(*) from solarknock.lead_attachments where status = 'stored'"
+    )
+    assert stored > 100
     assert_equal_to_truth(sk_sandbox, any_warehouse)
     assert one(any_warehouse, "select count(*) from solarknock.knocks") == (700,)
 
