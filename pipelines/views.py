@@ -117,7 +117,9 @@ class Macro:
         return f"{self.name}({', '.join(self.types[p] for p in self.params)})"
 
     def create(self, columns: list[tuple[str, str]], dialect: str) -> str:
-        quote = exp.to_identifier
+        def quote(name: str) -> exp.Identifier:  # a column may be named like a keyword
+            return exp.to_identifier(name, quoted=True)
+
         args = ", ".join(
             f"{quote(p).sql(dialect)} {self.types[p]}"
             + (f" DEFAULT {self.defaults[p]}" if p in self.defaults else "")
