@@ -171,10 +171,13 @@ def test_missing_schema_privileges_fail_clearly_and_the_next_run_loads_it_all(
 
 
 # --------------------------------------------------------------------------- status
-def test_status_reads_counts_from_postgres(sk_sandbox, postgres_warehouse, capsys):
+def test_backfill_and_status_on_postgres(sk_sandbox, postgres_warehouse, capsys):
     assert run("status", "solarknock") == 0
     assert "(not created yet)" in capsys.readouterr().out
     assert run("run", "solarknock") == 0
+    sk_sandbox.update("knocks", 4)
+    assert run("backfill", "solarknock", "--resource", "knocks") == 0  # merged, no duplicates
+    assert_equal_to_truth(sk_sandbox, postgres_warehouse)
     capsys.readouterr()
     assert run("status", "solarknock") == 0
     out = capsys.readouterr().out
