@@ -433,11 +433,19 @@ def scenario_fanout(bench: Bench, results: dict[str, Any]) -> None:
     run(bench, results)
 
 
+def scenario_destinations(bench: Bench, results: dict[str, Any]) -> None:
+    """5: the SolarKnock backfill into Postgres vs into DuckDB, same run, same sandbox."""
+    from bench.destinations import scenario_destinations as run
+
+    run(bench, results)
+
+
 SCENARIOS = {
     "1": scenario_backfill,
     "2": scenario_memory,
     "3": scenario_rate_limit,
     "4": scenario_fanout,
+    "5": scenario_destinations,
 }
 
 
@@ -482,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", action="append", choices=sorted(SCENARIOS), help="run only these groups "
         "(1 = backfill, profile, no-op, incremental; 2 = memory; 3 = rate limit; "
-        "4 = per-site fan-out of HEAT and SolarAssistant)",
+        "4 = per-site fan-out of HEAT and SolarAssistant; 5 = backfill into Postgres vs DuckDB)",
     )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the temp dirs (logs, DBs)")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")

@@ -175,6 +175,10 @@ def render(results: dict[str, Any]) -> str:
 
     lines += render_fanout(results)
 
+    from bench.destinations import render_destinations
+
+    lines += render_destinations(results)
+
     p = results.get("profile")
     if p:
         if p.get("error"):

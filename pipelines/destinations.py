@@ -55,6 +55,12 @@ class Reader:
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         return self.connection.execute(sql, list(params)).fetchall()
 
+    def records(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """``rows`` as dicts by column name."""
+        cursor = self.connection.execute(sql, list(params))
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
     def columns(self, schema: str, table: str) -> list[str]:
         return [
             r[0]
@@ -81,6 +87,8 @@ class Warehouse:
     kind: ClassVar[str]
     #: sqlglot dialect of the destination's SQL (views are written in DuckDB's)
     dialect: ClassVar[str] = "duckdb"
+    #: the file format dlt loads with (Postgres: csv, so JSON columns stay jsonb)
+    loader_file_format: ClassVar[str] = "parquet"
 
     def dlt_destination(self) -> Any:
         raise NotImplementedError

@@ -31,7 +31,6 @@ from pipelines.destinations import Warehouse, as_warehouse
 from pipelines.journal import PollJournal, fetch, resource_hints
 from pipelines.registry import SourceSpec
 from pipelines.runner import (
-    LOADER_FILE_FORMAT,
     SourceResult,
     _finish_pending,
     _last_sync_errors,
@@ -134,7 +133,9 @@ def poll_source(
             hints: dict[str, dict] = {}
 
             def load() -> None:
-                if hints and journal.extract(hints, loader_file_format=LOADER_FILE_FORMAT):
+                if hints and journal.extract(
+                    hints, loader_file_format=warehouse.loader_file_format
+                ):
                     for table, count in pipeline.normalize().row_counts.items():
                         if not table.startswith("_dlt"):
                             result.rows[table] = result.rows.get(table, 0) + count
@@ -181,7 +182,7 @@ def poll_source(
                         if loader is not None:
                             loader.join()  # one thread at a time touches the pipeline
                         source = warehouse.adapt(source)
-                        pipeline.extract(source, loader_file_format=LOADER_FILE_FORMAT)
+                        pipeline.extract(source, loader_file_format=warehouse.loader_file_format)
                         hints = resource_hints(source)
                         for table, count in pipeline.normalize().row_counts.items():
                             if not table.startswith("_dlt"):

@@ -119,10 +119,12 @@ def run_source(
             pipeline = make_pipeline(spec.name, warehouse, progress)
             result.resumed_packages = _finish_pending(pipeline)
             source = warehouse.adapt(spec.factory()(**(source_kwargs or {})))
-            result.resumed_packages += _finish_poll_journal(pipeline, spec, source)
+            result.resumed_packages += _finish_poll_journal(
+                pipeline, spec, source, warehouse.loader_file_format
+            )
             if resources:
                 source = source.with_resources(*resources)
-            info = pipeline.run(source, loader_file_format=LOADER_FILE_FORMAT)
+            info = pipeline.run(source, loader_file_format=warehouse.loader_file_format)
             info.raise_on_failed_jobs()
             result.load_ids = list(info.loads_ids)
             trace = pipeline.last_trace
@@ -174,14 +176,19 @@ def _finish_pending(pipeline: dlt.Pipeline) -> int:
     return pending
 
 
-def _finish_poll_journal(pipeline: dlt.Pipeline, spec: SourceSpec, source: Any) -> int:
+def _finish_poll_journal(
+    pipeline: dlt.Pipeline,
+    spec: SourceSpec,
+    source: Any,
+    loader_file_format: str = LOADER_FILE_FORMAT,
+) -> int:
     """Load the polls a killed ``solarsync poll`` journaled but did not extract."""
     if not spec.pollable:
         return 0
     from pipelines.journal import PollJournal, resource_hints
 
     polls = PollJournal(pipeline, spec.name).extract(
-        resource_hints(source), loader_file_format=LOADER_FILE_FORMAT
+        resource_hints(source), loader_file_format=loader_file_format
     )
     if not polls:
         return 0

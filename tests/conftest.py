@@ -170,7 +170,7 @@ def sk_sandbox(monkeypatch: pytest.MonkeyPatch):
 
 #: destinations the parametrised ``any_warehouse`` fixture covers: each kind ``k`` other than
 #: duckdb has a fixture ``<k>_warehouse`` that starts what it needs (S3 server, Postgres)
-WAREHOUSE_KINDS = ["duckdb"]
+WAREHOUSE_KINDS = ["duckdb", "postgres"]
 
 
 @pytest.fixture(params=WAREHOUSE_KINDS)
@@ -181,3 +181,41 @@ def any_warehouse(request: pytest.FixtureRequest, tmp_path: Path):
 
         return DuckDBWarehouse(tmp_path / "warehouse.duckdb")
     return request.getfixturevalue(f"{request.param}_warehouse")
+
+
+# --------------------------------------------------------------------------- Postgres
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real Postgres (tests/postgres_server.py): SOLARSYNC_TEST_POSTGRES or pgserver's.
+
+    Its data dir is not under pytest's temp root: another pytest session makes that root
+    private again (0o700) and the server, running as another user, would lose its files."""
+    import shutil
+    import tempfile
+
+    from tests import postgres_server
+
+    base = Path(tempfile.mkdtemp(prefix="solarsync-pg-"))
+    server = postgres_server.start(base)
+    if server is None:
+        message = "no Postgres: install pgserver (dev extra) or set SOLARSYNC_TEST_POSTGRES"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    yield server
+    if server.server is not None:
+        server.server.cleanup()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_warehouse(postgres_server, monkeypatch: pytest.MonkeyPatch):
+    """A fresh database; ``DESTINATION__POSTGRES__CREDENTIALS`` points at it (for the CLI)."""
+    from pipelines.postgres import PostgresWarehouse
+
+    database = postgres_server.create_database()
+    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", postgres_server.dsn(database))
+    warehouse = PostgresWarehouse.from_config()
+    warehouse.database_name = database
+    yield warehouse
+    postgres_server.drop_database(database)

@@ -62,17 +62,24 @@ def schemas(warehouse: Path) -> set[str]:
 
 
 def test_run_without_arguments_syncs_every_configured_source(
-    four_sandboxes, isolated_dlt: Path, capsys
+    four_sandboxes, any_warehouse, capsys
 ) -> None:
-    assert cli.main(["run"]) == 0, capsys.readouterr().out
+    """On every destination: all four sources load, their views exist, status reads back."""
+    destination = ["--destination", any_warehouse.kind]
+    assert cli.main([*destination, "run"]) == 0, capsys.readouterr().out
     out = capsys.readouterr().out
-    assert "solarsync: 4 source(s)" in out
+    assert f"solarsync: 4 source(s) -> {any_warehouse.describe()}" in out
     for source in ("solarknock", "heat", "solarassistant", "tesla"):
         assert f"  {source}: ok" in out
-    assert {"solarknock", "heat", "solarassistant", "tesla"} <= schemas(
-        isolated_dlt / "warehouse.duckdb"
-    )
-    assert cli.main(["status"]) == 0
+    with any_warehouse.reader() as reader:
+        found = {
+            r[0] for r in reader.rows("select distinct table_schema from information_schema.tables")
+        }
+        assert {"solarknock", "heat", "solarassistant", "tesla", "analytics"} <= found
+        sa_sites = four_sandboxes["solarassistant"].truth("sites")
+        assert reader.rows("select count(*) from solarassistant.sites") == [(len(sa_sites),)]
+        assert reader.rows("select count(distinct meter) from tesla.meter_readings") == [(4,)]
+    assert cli.main([*destination, "status"]) == 0
     status = capsys.readouterr().out
     for source in ("solarknock", "heat", "solarassistant", "tesla"):
         assert f"{source}: last successful load 20" in status, status

@@ -11,6 +11,8 @@ from typing import Any
 import duckdb
 import pytest
 
+from pipelines.destinations import Warehouse
+
 HEAT_KEY = "agk_test01.ags_HEATSECRETKEY123"
 HEAT_SECRET_PART = "ags_HEATSECRETKEY123"
 TABLES = {
@@ -51,7 +53,10 @@ def connect(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
-def rows(path: Path, sql: str, *params: Any) -> list[dict[str, Any]]:
+def rows(path: Path | Warehouse, sql: str, *params: Any) -> list[dict[str, Any]]:
+    if isinstance(path, Warehouse):  # any destination, through its reader
+        with path.reader() as reader:
+            return reader.records(sql, params)
     with connect(path) as con:
         cur = con.execute(sql, list(params))
         names = [d[0] for d in cur.description]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.destinations import Warehouse
 from tests.conftest import SK_TABLES
 
 
@@ -22,7 +23,10 @@ def _key(row: dict | tuple, cols: tuple[str, ...]) -> tuple:
     return tuple(str(row[c]) for c in cols)
 
 
-def warehouse_rows(path: Path, table: str) -> list[dict]:
+def warehouse_rows(path: Path | Warehouse, table: str) -> list[dict]:
+    if isinstance(path, Warehouse):  # any destination, through its reader
+        with path.reader() as reader:
+            return reader.records(f"select * from solarknock.{table}")
     con = duckdb.connect(str(path), read_only=True)
     try:
         cur = con.execute(f"select * from solarknock.{table}")
@@ -32,7 +36,9 @@ def warehouse_rows(path: Path, table: str) -> list[dict]:
         con.close()
 
 
-def assert_equal_to_truth(sb, path: Path, endpoints: tuple[str, ...] | None = None) -> None:
+def assert_equal_to_truth(
+    sb, path: Path | Warehouse, endpoints: tuple[str, ...] | None = None
+) -> None:
     """Same keys, no duplicates, same updated_at and deleted_at per row, for every table."""
     for endpoint, (table, cols) in SK_TABLES.items():
         if endpoints and endpoint not in endpoints:
