@@ -1,4 +1,5 @@
-"""solarsync as Dagster assets, materialized in-process against the SolarKnock sandbox.
+"""solarsync as Dagster assets, materialized in-process against the SolarKnock sandbox, into a
+shared destination (a real Postgres; the Delta lake where it is available).
 
 Every materialization runs with an EMPTY dlt data dir (a fresh worker): the checkpoints must
 come back from the shared destination, so the second interval reads only what changed.
@@ -22,6 +23,18 @@ NO_WAIT = dg.RetryPolicy(max_retries=2, delay=0)
 _workers = itertools.count(1)
 
 
+#: destinations several workers can share
+SHARED = ["postgres"]
+
+
+@pytest.fixture(params=SHARED)
+def shared_warehouse(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """A fresh shared warehouse, configured for every worker through the environment."""
+    warehouse = request.getfixturevalue(f"{request.param}_warehouse")
+    monkeypatch.setenv("SOLARSYNC__DESTINATION", request.param)
+    return warehouse
+
+
 def materialize(asset, monkeypatch, tmp_path: Path):
     """One schedule interval on a worker that has never run solarsync (no local dlt state)."""
     monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / f"worker{next(_workers)}"))
@@ -29,10 +42,10 @@ def materialize(asset, monkeypatch, tmp_path: Path):
 
 
 def test_two_intervals_on_fresh_workers_read_only_what_changed(
-    sk_sandbox, tmp_path, monkeypatch, caplog
+    sk_sandbox, shared_warehouse, tmp_path, monkeypatch, caplog
 ):
     caplog.set_level(logging.DEBUG)
-    warehouse = tmp_path / "warehouse.duckdb"
+    warehouse = shared_warehouse
     asset = source_assets("solarknock", retry_policy=NO_WAIT)
 
     first = materialize(asset, monkeypatch, tmp_path)
@@ -61,10 +74,11 @@ def test_two_intervals_on_fresh_workers_read_only_what_changed(
 
     logged = caplog.text + "\n".join(str(e) for e in first.all_events + second.all_events)
     assert SK_KEY not in logged and SK_KEY.split("_", 1)[1] not in logged
+    assert not (tmp_path / "warehouse.duckdb").exists()  # nothing went to a local file
 
 
 def test_a_failed_attempt_is_retried_and_the_retry_leaves_the_warehouse_exact(
-    sk_sandbox, tmp_path, monkeypatch
+    sk_sandbox, shared_warehouse, tmp_path, monkeypatch
 ):
     asset = source_assets("solarknock", retry_policy=NO_WAIT)
     materialize(asset, monkeypatch, tmp_path)
@@ -77,7 +91,7 @@ def test_a_failed_attempt_is_retried_and_the_retry_leaves_the_warehouse_exact(
     assert result.success
     failures = [e for e in result.all_events if e.event_type_value == "STEP_RESTARTED"]
     assert len(failures) >= 1
-    assert_equal_to_truth(sk_sandbox, tmp_path / "warehouse.duckdb")
+    assert_equal_to_truth(sk_sandbox, shared_warehouse)
 
 
 def test_a_rejected_credential_fails_without_retries(sk_sandbox, tmp_path, monkeypatch):
