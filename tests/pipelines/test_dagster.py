@@ -114,3 +114,40 @@ def test_definitions_have_a_job_and_schedule_per_configured_source(sk_sandbox):
     assert schedule.cron_schedule == "15 2 * * *"
     # only configured sources: the sandbox configures SolarKnock alone
     assert [s.name for s in defs.schedules] == ["solarsync_solarknock_schedule"]
+
+
+def test_a_worker_killed_mid_run_is_retried_on_another_worker(
+    sk_sandbox, shared_warehouse, tmp_path, monkeypatch
+):
+    """kill -9 of the worker in the middle of a run; the retry runs on a worker that never saw
+    the killed one's files, and the warehouse ends equal to the source."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    asset = source_assets("solarknock", retry_policy=NO_WAIT)
+    assert materialize(asset, monkeypatch, tmp_path).success
+    sk_sandbox.update("knocks", n=150)
+    sk_sandbox.soft_delete("leads", n=4)
+    sk_sandbox.slow(0.05)
+    sk_sandbox.clear_requests()
+    env = dict(os.environ, DLT_DATA_DIR=str(tmp_path / "killed-worker"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipelines", "run", "solarknock"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while sk_sandbox.count_requests(endpoint="knocks") < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert sk_sandbox.count_requests(endpoint="knocks") >= 2, "the killed run never got going"
+    sk_sandbox.slow(0)
+
+    retry = materialize(asset, monkeypatch, tmp_path)
+    assert retry.success
+    assert_equal_to_truth(sk_sandbox, shared_warehouse)
