@@ -35,6 +35,7 @@ from sources.common import (
 logger = logging.getLogger("solarsync")
 
 LOADER_FILE_FORMAT = "parquet"  # dlt's INSERT path needs GBs of RAM for nested rows
+ADD_LOAD_ID_ENV = "NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID"
 
 
 def warehouse_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -52,6 +53,11 @@ def make_pipeline(
     """The source's dlt pipeline into ``warehouse`` (a :class:`Warehouse` or a DuckDB path)."""
     warehouse = as_warehouse(warehouse)
     warehouse.prepare()
+    # every row carries _dlt_load_id (README; the SolarKnock views select around it), also the
+    # rows a source yields as Arrow tables, for which dlt adds it only when told: set here, not
+    # only in .dlt/config.toml, which a run from another directory (cron without `cd`, a
+    # Dagster code location) does not read
+    os.environ.setdefault(ADD_LOAD_ID_ENV, "true")
     pipeline = dlt.pipeline(
         pipeline_name=pipeline_name(source),
         destination=warehouse.dlt_destination(),
