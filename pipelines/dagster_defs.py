@@ -67,6 +67,16 @@ def _scrub_logs() -> None:
         install_log_redaction(*logger.handlers)
 
 
+def _project_settings() -> None:
+    """A Dagster worker starts in its own directory: read solarsync's ``.dlt/config.toml``
+    (unless ``DLT_PROJECT_DIR`` says otherwise), as ``solarsync`` run from the project does."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if (root / ".dlt" / "config.toml").exists():
+        os.environ.setdefault("DLT_PROJECT_DIR", str(root))
+
+
 def _schedule(source: str) -> str:
     import dlt
 
@@ -107,6 +117,7 @@ def source_assets(
     )
     def _sync(context):  # no annotation: dagster reads it at runtime (postponed here)
         _scrub_logs()
+        _project_settings()
         warehouse = resolve(destination)
         context.log.info("solarsync: %s -> %s", name, warehouse.describe())
         result = run_source(spec, warehouse)
@@ -130,6 +141,7 @@ def solarsync_definitions(
 ) -> dg.Definitions:
     """Assets, a job and a schedule per source (default: every configured source; the
     destination: ``SOLARSYNC__DESTINATION`` / ``--destination``'s configuration)."""
+    _project_settings()
     names = list(sources) if sources else [s.name for s in registry.configured()]
     assets, jobs, scheduled = [], [], []
     for name in names:
