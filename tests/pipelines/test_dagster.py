@@ -23,6 +23,12 @@ NO_WAIT = dg.RetryPolicy(max_retries=2, delay=0)
 _workers = itertools.count(1)
 
 
+@pytest.fixture(autouse=True)
+def _project_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The assets set DLT_PROJECT_DIR when it is unset: undo that after each test."""
+    monkeypatch.setenv("DLT_PROJECT_DIR", str(Path(__file__).resolve().parents[2]))
+
+
 #: destinations several workers can share
 SHARED = ["postgres"]
 
