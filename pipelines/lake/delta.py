@@ -33,6 +33,7 @@ from typing import Any
 
 import pyarrow as pa
 from dlt.common.destination import DestinationCapabilitiesContext
+from dlt.common.destination.client import HasFollowupJobs, RunnableLoadJob
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.common.schema.utils import (
     get_active_record_timestamp,
@@ -51,6 +52,7 @@ from dlt.destinations.impl.filesystem.filesystem import (
     ReferenceFollowupJob,
 )
 from dlt.destinations.impl.filesystem.sql_client import FilesystemSqlClient
+from dlt.destinations.job_impl import FinalizedLoadJobWithFollowupJobs
 
 logger = logging.getLogger("solarsync")
 
@@ -114,6 +116,14 @@ class LakeClient(FilesystemClient):
             return LakeDeltaJob
         return FilesystemClient.get_reference_followup_job_class(table)
 
+    def get_load_job_class(self, table: Any, file_path: str) -> type[Any]:
+        job_class = super().get_load_job_class(table, file_path)
+        if job_class is FinalizedLoadJobWithFollowupJobs:
+            # the same, but run by the loader's pool: dlt's loader waits for a pool job to
+            # finish, up to 1 s per round, and a job that never runs makes every load wait it
+            return StagedFile
+        return job_class
+
     def verify_schema(self, only_tables: Any = None, new_jobs: Any = None) -> list[Any]:
         """dlt's checks, with the placeholders this job expands: ``{table}`` and
         ``{staging_table}`` in ``destination_scope`` (evaluated by DuckDB, not by Delta)."""
@@ -151,6 +161,13 @@ class LakeClient(FilesystemClient):
         if problems:
             raise problems[0]
         return loaded
+
+
+class StagedFile(HasFollowupJobs, RunnableLoadJob):
+    """A Parquet file of a Delta table: nothing to do, its table's Delta job follows."""
+
+    def run(self) -> None:
+        return None
 
 
 class LakeSqlClient(FilesystemSqlClient):

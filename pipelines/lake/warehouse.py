@@ -85,6 +85,7 @@ class LakeWarehouse(Warehouse):
         self.optimize_every = int(optimize_every)
         self.retention_hours = int(retention_hours)
         self._config: Any = None
+        keep_credentials_out_of_traces()
 
     @classmethod
     def from_config(cls) -> LakeWarehouse:
@@ -108,7 +109,7 @@ class LakeWarehouse(Warehouse):
         from pipelines.lake.delta import filesystem
 
         # credentials are resolved by dlt from [destination.filesystem.credentials]: never
-        # passed here, so they are in no trace or state
+        # passed here, so they are in no state (nor in dlt's trace: see __init__)
         return filesystem(bucket_url=self.bucket_url)
 
     def describe(self) -> str:
@@ -136,6 +137,7 @@ class LakeWarehouse(Warehouse):
         """dlt's resolved filesystem configuration (bucket and credentials)."""
         if self._config is None:
             from dlt.common.configuration import resolve_configuration
+            from dlt.common.configuration.exceptions import ConfigFieldMissingException
             from dlt.destinations.impl.filesystem.configuration import (
                 FilesystemDestinationClientConfiguration,
             )
@@ -146,6 +148,23 @@ class LakeWarehouse(Warehouse):
                     sections=("destination", "filesystem"),
                     explicit_value={"bucket_url": self.bucket_url},
                 )
+            except ConfigFieldMissingException as exc:
+                missing = ", ".join(exc.fields)
+                if "credentials" in exc.fields:
+                    raise DestinationError(
+                        f"{redact(_without_userinfo(self.bucket_url))}: the credentials are "
+                        "missing",
+                        source=DESTINATION,
+                        hint="set [destination.filesystem.credentials] in .dlt/secrets.toml "
+                        "(S3: aws_access_key_id, aws_secret_access_key, and endpoint_url for an "
+                        "S3-compatible server) or DESTINATION__FILESYSTEM__CREDENTIALS__...; "
+                        "nothing was loaded",
+                    ) from None
+                raise DestinationError(
+                    f"missing setting(s) {missing}",
+                    source=DESTINATION,
+                    hint="check [destination.filesystem] in .dlt/config.toml",
+                ) from None
             except Exception as exc:
                 raise DestinationError(
                     f"the filesystem settings do not resolve: {redact(exc)}",
@@ -289,6 +308,26 @@ class LakeWarehouse(Warehouse):
         except FileNotFoundError:
             return []
         return sorted(p.rstrip("/").split("/")[-2] for p in found)
+
+
+def keep_credentials_out_of_traces() -> None:
+    """dlt's trace (``trace.pickle`` in the pipeline dir) records every resolved setting, with
+    the values of those not typed as secrets: ``aws_access_key_id`` is a plain ``str`` in dlt.
+    Every value resolved under a ``credentials`` section is recorded as a secret (no value)."""
+    from dlt.common.configuration.utils import TraceLogContext
+    from dlt.common.typing import TSecretValue
+
+    if getattr(TraceLogContext.log, "_solarsync", False):
+        return
+    original = TraceLogContext.log
+
+    def log(self: Any, trace: Any) -> None:
+        if "credentials" in (trace.sections or ()):
+            trace = trace._replace(hint=TSecretValue)
+        original(self, trace)
+
+    log._solarsync = True  # type: ignore[attr-defined]
+    TraceLogContext.log = log
 
 
 def _without_userinfo(url: str) -> str:

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (sandbox fixtures imported from the per-source conftests)
 """What must hold on every destination (``any_warehouse``: DuckDB, the Delta lake on local disk
 and on S3): each source's tables equal the sandbox's truth after syncs, incremental reruns,
 history snapshots and polls, read back as an analyst would (a Delta table read with deltalake).
@@ -63,7 +64,7 @@ def test_solarknock_full_sync_and_incremental_reruns_equal_the_source(
     assert_equal_to_truth(sk_sandbox, readable(any_warehouse, tmp_path))
 
 
-def test_heat_schedule_history_over_snapshots(heat_sandbox, any_warehouse, tmp_path):  # noqa: F811
+def test_heat_schedule_history_over_snapshots(heat_sandbox, any_warehouse, tmp_path):
     sb = heat_sandbox
     a, b, c, d = sb.site_ids
     sync("heat", any_warehouse)
@@ -107,7 +108,7 @@ def test_heat_schedule_history_over_snapshots(heat_sandbox, any_warehouse, tmp_p
     assert s3 > s2
 
 
-def test_tesla_runs_and_a_poll(gateway, any_warehouse, tmp_path):  # noqa: F811
+def test_tesla_runs_and_a_poll(gateway, any_warehouse, tmp_path):
     import sources.tesla
     from pipelines.poll import poll_source
 
@@ -151,7 +152,7 @@ def test_tesla_runs_and_a_poll(gateway, any_warehouse, tmp_path):  # noqa: F811
     assert query("select count(*) n from tesla.battery_soe") == [{"n": polls}]
 
 
-def test_solarassistant_runs_and_members_leaving(sa_sandbox, any_warehouse, tmp_path):  # noqa: F811
+def test_solarassistant_runs_and_members_leaving(sa_sandbox, any_warehouse, tmp_path):
     sync("solarassistant", any_warehouse)
     db = readable(any_warehouse, tmp_path)
     assert_cloud_tables_equal(sa_sandbox, db)
