@@ -227,7 +227,11 @@ def s3_server():
             time.sleep(0.1)
     yield f"http://127.0.0.1:{port}"
     process.terminate()
-    process.wait(timeout=10)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def s3_client(endpoint: str):

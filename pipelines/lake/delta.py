@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -64,6 +65,7 @@ APP_ID_PREFIX = "solarsync:"
 #: DuckDB's memory while a job deduplicates or diffs (it spills to disk beyond it)
 JOB_MEMORY_LIMIT = os.environ.get("SOLARSYNC_LAKE_JOB_MEMORY", "256MB")
 _ACTION = "_solarsync_action"
+DELTA_LOCK = threading.RLock()
 
 
 def q(name: str) -> str:
@@ -208,6 +210,13 @@ class LakeDeltaJob(DeltaLoadFilesystemJob):
     """Loads the package's files of one table into its Delta table (see the module docstring)."""
 
     def run(self) -> None:
+        # one Delta job at a time per process: deltalake's runtime, pulling a Python-backed
+        # Arrow stream while another thread blocks in a deltalake call, deadlocked (seen with
+        # 3 Delta jobs of one load in parallel on S3)
+        with DELTA_LOCK:
+            self._run()
+
+    def _run(self) -> None:
         from dlt.common.libs.deltalake import deltalake_storage_options
 
         table = self._load_table

@@ -32,6 +32,7 @@ import dlt
 import duckdb
 
 from pipelines.views import VIEWS_DIR, statements
+from sources.common import redact
 
 if TYPE_CHECKING:
     from pipelines.lake.warehouse import LakeWarehouse
@@ -248,7 +249,6 @@ def publish_script(
 ) -> list[str]:
     """The views of a remote lake as a DuckDB script, one section per dataset."""
     target = lake.views_file
-    marker = f"-- dataset {dataset}"
     with views_lock(target):
         sections: dict[str, str] = {}
         if target.exists():
@@ -264,13 +264,15 @@ def publish_script(
             f"{statement};\n" for statement in dataset_sql + analytics_statements(source)
         )
         sections[dataset] = body
-        text = SCRIPT_HEAD.format(bucket=lake.describe(), name=target.name) + "".join(
+        from pipelines.lake.warehouse import _without_userinfo
+
+        bucket = redact(_without_userinfo(lake.bucket_url))
+        text = SCRIPT_HEAD.format(bucket=bucket, name=target.name) + "".join(
             f"-- dataset {name}\n{content}" for name, content in sorted(sections.items())
         )
         temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         temp.write_text(text)
         os.replace(temp, target)
-    del marker
     return []
 
 

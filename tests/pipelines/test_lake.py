@@ -24,6 +24,8 @@ from pipelines.runner import run_source
 from tests.conftest import S3_ACCESS_KEY, S3_SECRET_KEY, s3_client
 from tests.readback import delta_tables, readable
 from tests.sources.heat.conftest import heat_sandbox  # noqa: F401 (fixture)
+from tests.sources.solarassistant.conftest import fresh_caches, sa_sandbox  # noqa: F401
+from tests.sources.solarassistant.warehouse_check import assert_latest_metrics_equal
 from tests.sources.solarknock.warehouse_check import assert_equal_to_truth
 from tests.sources.tesla.conftest import fresh_process, gateway, make_gateway  # noqa: F401
 
@@ -227,9 +229,10 @@ def test_compaction_runs_by_itself_every_n_loads(gateway, tmp_path, monkeypatch)
 
 
 # --------------------------------------------------------------------------- exactly once
-def test_a_job_run_again_after_its_commit_is_not_applied_twice(sk_sandbox, tmp_path, monkeypatch):
+def test_a_job_run_again_after_its_commit_is_not_applied_twice(sa_sandbox, tmp_path, monkeypatch):
     """A kill between Delta's commit and dlt marking the job done makes dlt run the job again:
-    the Delta app transaction of the load says it is done, so an append is not doubled."""
+    the Delta app transaction of the load says it is done, so an append (SolarAssistant's
+    metrics) is not doubled."""
     from pipelines.lake import delta
 
     lake = LakeWarehouse(tmp_path / "lake")
@@ -243,14 +246,17 @@ def test_a_job_run_again_after_its_commit_is_not_applied_twice(sk_sandbox, tmp_p
             raise OSError("killed after the commit")  # dlt retries the job
 
     monkeypatch.setattr(delta.LakeDeltaJob, "run", commit_then_fail)
-    result = run_source(get("solarknock"), lake)
-    if not result.ok:  # the retried jobs are loaded by the next run, before anything else
-        monkeypatch.setattr(delta.LakeDeltaJob, "run", original)
-        sync("solarknock", lake)
-    assert runs and all(n >= 1 for n in runs.values())
-    assert_equal_to_truth(sk_sandbox, readable(lake, tmp_path))
-    org = lake_rows(lake, "solarknock", "org")
-    assert len(org) == 1
+    result = run_source(get("solarassistant"), lake)
+    monkeypatch.setattr(delta.LakeDeltaJob, "run", original)
+    if not result.ok:  # jobs still to retry are loaded by the next run, before anything else
+        sync("solarassistant", lake, resources=["users"])
+    assert runs["metrics"] >= 2 and runs["metric_polls"] >= 2
+    polls = lake_rows(lake, "solarassistant", "metric_polls")
+    assert len(polls) == len(sa_sandbox.sites)  # one poll, each site once
+    metrics = lake_rows(lake, "solarassistant", "metrics")
+    keys = [(m["site_id"], m["topic"], m["polled_at"]) for m in metrics]
+    assert len(keys) == len(set(keys))
+    assert_latest_metrics_equal(sa_sandbox, readable(lake, tmp_path))
 
 
 def test_sigkill_mid_load_then_rerun(sk_sandbox, tmp_path, monkeypatch):
