@@ -29,7 +29,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
@@ -661,7 +661,3 @@ def scd2(
         .when_not_matched_insert(updates=updates)
         .execute()
     )
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

@@ -53,7 +53,8 @@ def query(path: Path, sql: str, *params) -> list[tuple]:
 # --------------------------------------------------------------------------- HEAT history
 def heat_history(path: Path) -> list[tuple]:
     """schedule_entries with validity instants as snapshot ordinals (two warehouses loaded
-    from the same sandbox states have the same rows and row hashes, not the same instants)."""
+    from the same sandbox states have the same rows and row versions (``entry_hash``), not the
+    same instants)."""
     instants = [
         r[0]
         for r in query(path, "select distinct snapshot_at from heat.site_status_history order by 1")
@@ -61,8 +62,8 @@ def heat_history(path: Path) -> list[tuple]:
     at = {v: i for i, v in enumerate(instants)}
     found = query(
         path,
-        "select _dlt_id, _dlt_valid_from, _dlt_valid_to, site_id, asset, type, start_at, end_at, "
-        "value from heat.schedule_entries",
+        "select entry_hash, _dlt_valid_from, _dlt_valid_to, site_id, asset, type, start_at, "
+        "end_at, value from heat.schedule_entries",
     )
     return sorted((r[0], at[r[1]], None if r[2] is None else at[r[2]], *r[3:]) for r in found)
 
@@ -70,7 +71,7 @@ def heat_history(path: Path) -> list[tuple]:
 def test_heat_history_equals_the_duckdb_warehouse(heat_sandbox, tmp_path, monkeypatch):
     """scd2 is not a Delta strategy in dlt: the lake's job computes retirements and new versions
     from the table's active rows. After snapshots that change, clear, drop and bring back
-    schedules, its rows (row hashes, validity) equal the DuckDB warehouse's."""
+    schedules, its rows (versions, validity) equal the DuckDB warehouse's."""
     sb = heat_sandbox
     duck = DuckDBWarehouse(tmp_path / "w.duckdb")
     lake = LakeWarehouse(tmp_path / "lake")
