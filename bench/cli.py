@@ -440,12 +440,20 @@ def scenario_destinations(bench: Bench, results: dict[str, Any]) -> None:
     run(bench, results)
 
 
+def scenario_lake(bench: Bench, results: dict[str, Any]) -> None:
+    """6: SolarKnock backfill into the Delta lake vs DuckDB; a day of Tesla polls' files."""
+    from bench.lake import scenario_lake as run
+
+    run(bench, results)
+
+
 SCENARIOS = {
     "1": scenario_backfill,
     "2": scenario_memory,
     "3": scenario_rate_limit,
     "4": scenario_fanout,
     "5": scenario_destinations,
+    "6": scenario_lake,
 }
 
 
@@ -490,7 +498,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", action="append", choices=sorted(SCENARIOS), help="run only these groups "
         "(1 = backfill, profile, no-op, incremental; 2 = memory; 3 = rate limit; "
-        "4 = per-site fan-out of HEAT and SolarAssistant; 5 = backfill into Postgres vs DuckDB)",
+        "4 = per-site fan-out of HEAT and SolarAssistant; 5 = backfill into Postgres vs "
+        "DuckDB; 6 = the Delta lake)",
     )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the temp dirs (logs, DBs)")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")

@@ -174,6 +174,9 @@ def render(results: dict[str, Any]) -> str:
     from bench.fanout import render_fanout
 
     lines += render_fanout(results)
+    from bench.lake import render_lake
+
+    lines += render_lake(results)
 
     from bench.destinations import render_destinations
 

@@ -32,6 +32,13 @@ A backfill merges into the same tables and never moves the nightly checkpoint.""
   solarsync poll solarassistant --every 60s --batch 10m   # until Ctrl-C / SIGTERM
 Ctrl-C or SIGTERM: the current poll finishes and everything polled is loaded before exit.
 A poll that fails is logged and the loop goes on; a rejected credential stops it.""",
+    "lake": """examples:
+  solarsync --destination filesystem lake optimize             # every dataset of the lake
+  solarsync --destination filesystem lake optimize tesla       # one source's tables
+  solarsync --destination filesystem lake optimize --retention-hours 24
+Compacts each Delta table's small files (partition by partition), then vacuums: files no
+longer in the current version and older than the retention ([solarsync.lake]
+vacuum_retention_hours, default 168 = 7 days) are deleted.""",
     "demo": """examples:
   solarsync demo                     # sandbox API -> warehouse/demo.duckdb, then a query""",
 }
@@ -113,6 +120,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = add("check", "verify credentials and reachability; loads nothing")
     check.add_argument("sources", nargs="*", metavar="SOURCE", help=f"one of {names}")
+
+    lake = add("lake", "maintenance of the Delta lake (--destination filesystem)")
+    lake.add_argument("action", choices=["optimize"], help="optimize: compact and vacuum")
+    lake.add_argument("sources", nargs="*", metavar="SOURCE", help=f"one of {names}")
+    lake.add_argument(
+        "--retention-hours",
+        type=int,
+        metavar="HOURS",
+        help="vacuum files older than this (default: [solarsync.lake] vacuum_retention_hours)",
+    )
+    lake.add_argument("--no-vacuum", action="store_true", help="compact only")
 
     demo = add("demo", "run the sandbox APIs, sync, mutate, sync again, show a query")
     demo.add_argument("--warehouse-dir", default="warehouse", help=argparse.SUPPRESS)

@@ -28,6 +28,7 @@ def dispatch(args: argparse.Namespace) -> int:
         "status": cmd_status,
         "check": cmd_check,
         "demo": cmd_demo,
+        "lake": cmd_lake,
     }[args.command]
     return handler(args)
 
@@ -275,6 +276,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         for endpoint, what in found:
             out(f"  {endpoint:<20} {what}")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+# --------------------------------------------------------------------------- lake
+def cmd_lake(args: argparse.Namespace) -> int:
+    from pipelines.lake.commands import lake_command
+
+    return lake_command(args, _warehouse(args), out)
 
 
 # --------------------------------------------------------------------------- demo

@@ -170,7 +170,7 @@ def sk_sandbox(monkeypatch: pytest.MonkeyPatch):
 
 #: destinations the parametrised ``any_warehouse`` fixture covers: each kind ``k`` other than
 #: duckdb has a fixture ``<k>_warehouse`` that starts what it needs (S3 server, Postgres)
-WAREHOUSE_KINDS = ["duckdb", "postgres"]
+WAREHOUSE_KINDS = ["duckdb", "postgres", "filesystem", "filesystem_s3"]
 
 
 @pytest.fixture(params=WAREHOUSE_KINDS)
@@ -219,3 +219,94 @@ def postgres_warehouse(postgres_server, monkeypatch: pytest.MonkeyPatch):
     warehouse.database_name = database
     yield warehouse
     postgres_server.drop_database(database)
+
+
+# --------------------------------------------------------------------------- the Delta lake
+S3_ACCESS_KEY = "AKIASOLARSYNCTEST01"
+S3_SECRET_KEY = "s3SecretSolarsync/Lake+Key0123456789abcd"
+
+
+@pytest.fixture
+def filesystem_warehouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A fresh Delta lake on local disk, also named by the env (``--destination filesystem``)."""
+    from pipelines.lake import LakeWarehouse
+
+    bucket = tmp_path / "lake"
+    monkeypatch.setenv("SOLARSYNC__DESTINATION", "filesystem")
+    monkeypatch.setenv("DESTINATION__FILESYSTEM__BUCKET_URL", str(bucket))
+    return LakeWarehouse(bucket)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server (``python -m moto.server``) on 127.0.0.1 and a free port: a real S3 API
+    over HTTP, started once per session. Yields its endpoint URL."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError("moto's S3 server did not start") from None
+            time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def s3_client(endpoint: str):
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=S3_ACCESS_KEY,
+        aws_secret_access_key=S3_SECRET_KEY,
+        region_name="us-east-1",
+    )
+
+
+@pytest.fixture
+def s3_bucket(s3_server: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest):
+    """A new, empty bucket on the S3 server, with dlt's credentials for it in the env."""
+    import re
+    import uuid
+
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
+    bucket = f"{name}-{uuid.uuid4().hex[:8]}"
+    s3_client(s3_server).create_bucket(Bucket=bucket)
+    prefix = "DESTINATION__FILESYSTEM__CREDENTIALS__"
+    monkeypatch.setenv(prefix + "AWS_ACCESS_KEY_ID", S3_ACCESS_KEY)
+    monkeypatch.setenv(prefix + "AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY)
+    monkeypatch.setenv(prefix + "ENDPOINT_URL", s3_server)
+    monkeypatch.setenv(prefix + "REGION_NAME", "us-east-1")
+    return bucket
+
+
+@pytest.fixture
+def filesystem_s3_warehouse(s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A fresh Delta lake in an S3 bucket (moto), also named by the env."""
+    from pipelines.lake import LakeWarehouse
+
+    monkeypatch.setenv("SOLARSYNC__DESTINATION", "filesystem")
+    monkeypatch.setenv("DESTINATION__FILESYSTEM__BUCKET_URL", f"s3://{s3_bucket}/lake")
+    monkeypatch.setenv("SOLARSYNC__LAKE__VIEWS_FILE", str(tmp_path / "lake_views.sql"))
+    return LakeWarehouse.from_config()

@@ -22,6 +22,13 @@ TYPES = {
 }
 
 
+@pytest.fixture(params=["postgres"])
+def any_warehouse(request: pytest.FixtureRequest):
+    """Postgres; DuckDB and the lake run the same scenarios in test_every_destination_lake.py
+    (this file's DuckDB checks add only column types, checked there too)."""
+    return request.getfixturevalue(f"{request.param}_warehouse")
+
+
 def column_types(warehouse: Warehouse, schema: str, table: str) -> dict[str, str]:
     with warehouse.reader() as reader:
         found = reader.rows(

@@ -1,0 +1,74 @@
+"""``solarsync lake optimize``: compaction and vacuum of the lake's Delta tables."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable
+
+from pipelines import registry
+from pipelines.destinations import Warehouse
+from sources.common import SolarsyncError, redact
+
+logger = logging.getLogger("solarsync")
+
+
+def lake_command(
+    args: argparse.Namespace, warehouse: Warehouse | None, out: Callable[[str], None]
+) -> int:
+    from pipelines.lake.maintenance import optimize
+    from pipelines.lake.warehouse import LakeWarehouse
+
+    if warehouse is None:
+        return 2
+    if not isinstance(warehouse, LakeWarehouse):
+        logger.error(
+            "solarsync lake works on the Delta lake: add --destination filesystem "
+            '(or set [solarsync] destination = "filesystem")'
+        )
+        return 2
+    try:
+        names = [registry.get(name).name for name in args.sources]
+    except KeyError as exc:
+        logger.error("%s", exc.args[0])
+        return 2
+    if args.retention_hours is not None:
+        warehouse.retention_hours = args.retention_hours
+    try:
+        warehouse.preflight()
+        done = optimize(warehouse, names or None, vacuum=not args.no_vacuum)
+    except SolarsyncError as exc:
+        out(f"lake optimize: FAILED: {redact(exc)}")
+        return 1
+    republished = republish(warehouse, sorted({t.dataset for t in done}))
+    out(f"lake optimize: {warehouse.describe()}")
+    out(f"  {'table':<40}{'files before':>13}{'after':>8}{'vacuumed':>10}{'version':>9}")
+    for table in done:
+        out(
+            f"  {table.dataset + '.' + table.table:<40}{table.files_before:>13}"
+            f"{table.files_after:>8}{table.files_vacuumed:>10}{table.version:>9}"
+        )
+    if not done:
+        out("  no Delta table found")
+    if republished:
+        out(f"  views republished for {', '.join(republished)}")
+    return 0
+
+
+def republish(warehouse, datasets: list[str]) -> list[str]:
+    """The views file lists each table's files: list the compacted ones (a source whose dlt
+    schema is not on this host keeps its views until its next load)."""
+    from pipelines.lake.publish import publish_views
+    from pipelines.runner import make_pipeline
+
+    done = []
+    for dataset in datasets:
+        pipeline = make_pipeline(dataset, warehouse)
+        if dataset not in pipeline.schemas:
+            logger.warning(
+                "%s: no dlt schema on this host; its views are refreshed by its next load", dataset
+            )
+            continue
+        publish_views(warehouse, pipeline, dataset)
+        done.append(dataset)
+    return done

@@ -1,0 +1,316 @@
+"""After each load: a DuckDB file of views over each Delta table's current Parquet files.
+
+For each dataset (schema ``<source>``) and Delta table: a view reading exactly the files of the
+table's current version (``DeltaTable.file_uris()`` -> ``read_parquet([...])``, the partition
+value taken from the ``day=...`` folder), with the types of dlt's schema (JSON columns as
+DuckDB ``JSON``, as in the DuckDB warehouse). ``<source>._dlt_loads`` reads dlt's load records.
+Then the ``analytics`` views of ``warehouse/views/<source>.sql`` (a view that cannot run over
+the lake is skipped, with a note in the log).
+
+The file is built as a copy next to the published one and renamed over it: a BI tool that has
+the old file open keeps reading the old version (its Parquet files stay until ``vacuum``), and
+never blocks a load. A lock file keeps two sources publishing at once from losing an update.
+
+Local buckets need no DuckDB extension. For a remote bucket (s3://, gs://, az://) DuckDB needs
+its httpfs extension to read the files, which cannot be bound while publishing here: the same
+views are written as a SQL script (``views_file``, default ``warehouse/lake_views.sql``) to run
+in a DuckDB that has httpfs and the bucket's credentials (see README).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import dlt
+import duckdb
+
+from pipelines.views import VIEWS_DIR, statements
+from sources.common import redact
+
+if TYPE_CHECKING:
+    from pipelines.lake.warehouse import LakeWarehouse
+
+logger = logging.getLogger("solarsync")
+
+#: dlt data types -> DuckDB types of the view columns
+DUCKDB_TYPES = {
+    "text": "VARCHAR",
+    "double": "DOUBLE",
+    "bool": "BOOLEAN",
+    "timestamp": "TIMESTAMPTZ",
+    "bigint": "BIGINT",
+    "binary": "BLOB",
+    "json": "JSON",
+    "date": "DATE",
+    "time": "TIME",
+    "decimal": "DECIMAL(38, 9)",
+    "wei": "DECIMAL(38, 0)",
+}
+LOADS_TABLE = "_dlt_loads"
+
+
+def q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def s(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _path(uri: str) -> str:
+    return uri[len("file://") :] if uri.startswith("file://") else uri
+
+
+@contextlib.contextmanager
+def views_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def table_view_sql(delta: Any, columns: dict[str, Any]) -> str:
+    """``SELECT`` of one (local) Delta table's current files, typed like dlt's schema."""
+    import pyarrow as pa
+
+    uris = [_path(u) for u in delta.file_uris()]
+    delta_fields = {f.name: f for f in pa.schema(delta.schema().to_arrow())}
+    partitions = list(delta.metadata().partition_columns)
+    names = [c for c in columns if c in delta_fields] + [
+        c for c in delta_fields if c not in columns
+    ]
+    select = []
+    for column in names:
+        data_type = DUCKDB_TYPES.get((columns.get(column) or {}).get("data_type") or "", None)
+        if data_type is None:
+            data_type = _duckdb_type(delta_fields[column].type)
+        select.append(f"CAST({q(column)} AS {data_type}) AS {q(column)}")
+    if not uris:
+        return f"SELECT {', '.join(select)} FROM (SELECT {_nulls(names)}) WHERE false"
+    files = ", ".join(s(u) for u in uris)
+    options = "union_by_name = true"
+    if partitions:
+        types = ", ".join(f"{s(p)}: 'VARCHAR'" for p in partitions)
+        options += f", hive_partitioning = true, hive_types = {{{types}}}"
+    # files written before a column was added lack it: NULL, as in the Delta table
+    source = f"read_parquet([{files}], {options})"
+    return f"SELECT {', '.join(select)} FROM {source}" if names else f"SELECT * FROM {source}"
+
+
+def _nulls(names: list[str]) -> str:
+    return ", ".join(f"NULL AS {q(n)}" for n in names) or "NULL AS _empty"
+
+
+def _duckdb_type(arrow_type: Any) -> str:
+    import pyarrow as pa
+
+    if pa.types.is_timestamp(arrow_type):
+        return "TIMESTAMPTZ" if arrow_type.tz else "TIMESTAMP"
+    if pa.types.is_date(arrow_type):
+        return "DATE"
+    if pa.types.is_boolean(arrow_type):
+        return "BOOLEAN"
+    if pa.types.is_integer(arrow_type):
+        return "BIGINT"
+    if pa.types.is_floating(arrow_type):
+        return "DOUBLE"
+    if pa.types.is_decimal(arrow_type):
+        return f"DECIMAL({arrow_type.precision}, {arrow_type.scale})"
+    if pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type):
+        return "BLOB"
+    return "VARCHAR"
+
+
+def loads_view_sql(lake: LakeWarehouse, dataset: str) -> str | None:
+    """dlt's load records (one JSON file per load) as ``<dataset>._dlt_loads``."""
+    if lake.local:
+        folder = Path(lake.bucket_url) / dataset / LOADS_TABLE
+        if not folder.is_dir() or not any(folder.iterdir()):
+            return None
+        pattern = str(folder / "*.jsonl")
+    else:
+        pattern = f"{lake.bucket_url}/{dataset}/{LOADS_TABLE}/*.jsonl"
+    return (
+        "SELECT load_id, schema_name, CAST(status AS BIGINT) AS status, "
+        "CAST(inserted_at AS TIMESTAMPTZ) AS inserted_at, schema_version_hash "
+        f"FROM read_json({s(pattern)}, format = 'newline_delimited', "
+        "columns = {load_id: 'VARCHAR', schema_name: 'VARCHAR', status: 'BIGINT', "
+        "inserted_at: 'VARCHAR', schema_version_hash: 'VARCHAR'})"
+    )
+
+
+def dataset_statements(lake: LakeWarehouse, pipeline: dlt.Pipeline, source: str) -> list[str]:
+    """The schema and one view per table of ``source``'s dataset."""
+    schema = pipeline.schemas[source] if source in pipeline.schemas else pipeline.default_schema
+    dataset = pipeline.dataset_name
+    out = [f"DROP SCHEMA IF EXISTS {q(dataset)} CASCADE", f"CREATE SCHEMA {q(dataset)}"]
+    for table in schema.data_tables():
+        name = table["name"]
+        if table.get("table_format") != "delta":
+            continue
+        delta = lake.delta_table(dataset, name)
+        if delta is None:
+            continue
+        _check_readable(delta, dataset, name)
+        select = table_view_sql(delta, table.get("columns") or {})
+        out.append(f"CREATE VIEW {q(dataset)}.{q(name)} AS {select}")
+    loads = loads_view_sql(lake, dataset)
+    if loads:
+        out.append(f"CREATE VIEW {q(dataset)}.{LOADS_TABLE} AS {loads}")
+    return out
+
+
+def _check_readable(delta: Any, dataset: str, name: str) -> None:
+    """The views read Parquet files as they are: deletion vectors or column mapping (features
+    another writer may turn on) would make them wrong."""
+    protocol = delta.protocol()
+    features = set(protocol.reader_features or ())
+    unsupported = features & {"deletionVectors", "columnMapping"}
+    if unsupported:
+        from sources.common import DestinationError
+
+        raise DestinationError(
+            f"{dataset}.{name} uses Delta features {sorted(unsupported)} that the views file "
+            "cannot read",
+            source="destination filesystem",
+            hint="turn them off for this table, or read it with delta_scan / Spark",
+        )
+
+
+def analytics_statements(source: str) -> list[str]:
+    path = VIEWS_DIR / f"{source}.sql"
+    return statements(path.read_text()) if path.exists() else []
+
+
+def publish_views(lake: LakeWarehouse, pipeline: dlt.Pipeline, source: str) -> list[str]:
+    """Rebuild ``source``'s schema and analytics views in the views file; returns the views
+    created. Remote buckets: the SQL script instead (see the module docstring)."""
+    dataset_sql = dataset_statements(lake, pipeline, source)
+    if not lake.local:
+        return publish_script(lake, pipeline.dataset_name, dataset_sql, source)
+    target = lake.views_file
+    created: list[str] = []
+    with views_lock(target):
+        temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        temp.unlink(missing_ok=True)
+        if target.exists():
+            shutil.copyfile(target, temp)
+        con = duckdb.connect(str(temp))
+        try:
+            for statement in dataset_sql:
+                con.execute(statement)
+            created = apply_analytics(con, source)
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        os.replace(temp, target)
+    return created
+
+
+def apply_analytics(con: Any, source: str) -> list[str]:
+    import re
+
+    created = []
+    for statement in analytics_statements(source):
+        try:
+            con.execute(statement)
+        except duckdb.Error as exc:
+            logger.info(
+                "%s: analytics view skipped on the lake (%s)", source, str(exc).splitlines()[0]
+            )
+            continue
+        match = re.search(r"\bVIEW\s+([\w.]+)", statement, re.I)
+        if match:
+            created.append(match.group(1))
+    return created
+
+
+SCRIPT_HEAD = """-- solarsync: views over the Delta lake {bucket}
+-- Generated after each load; the current Parquet files of every Delta table.
+-- Needs DuckDB's httpfs extension and the bucket's credentials, e.g.:
+--   INSTALL httpfs; LOAD httpfs;
+--   CREATE SECRET (TYPE s3, KEY_ID '...', SECRET '...', ENDPOINT '...', URL_STYLE 'path');
+-- then:  .read {name}
+"""
+
+
+def publish_script(
+    lake: LakeWarehouse, dataset: str, dataset_sql: list[str], source: str
+) -> list[str]:
+    """The views of a remote lake as a DuckDB script, one section per dataset."""
+    target = lake.views_file
+    with views_lock(target):
+        sections: dict[str, str] = {}
+        if target.exists():
+            current = None
+            for line in target.read_text().splitlines(keepends=True):
+                if line.startswith("-- dataset "):
+                    current = line.strip()[len("-- dataset ") :]
+                    sections[current] = ""
+                    continue
+                if current is not None:
+                    sections[current] += line
+        body = "".join(
+            f"{statement};\n" for statement in dataset_sql + analytics_statements(source)
+        )
+        sections[dataset] = body
+        from pipelines.lake.warehouse import _without_userinfo
+
+        bucket = redact(_without_userinfo(lake.bucket_url))
+        text = SCRIPT_HEAD.format(bucket=bucket, name=target.name) + "".join(
+            f"-- dataset {name}\n{content}" for name, content in sorted(sections.items())
+        )
+        temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        temp.write_text(text)
+        os.replace(temp, target)
+    return []
+
+
+def remote_reader_connection(lake: LakeWarehouse) -> Any | None:
+    """An in-memory DuckDB with a view per Delta table of a remote lake, read through
+    deltalake (no httpfs needed), and ``_dlt_loads`` from the load records: for ``status``."""
+    import pyarrow as pa
+    import pyarrow.json as pa_json
+
+    datasets = lake.datasets()
+    if not datasets:
+        return None
+    con = duckdb.connect()
+    fs, path = lake.fs()
+    for dataset in datasets:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {q(dataset)}")
+        for name in lake.tables(dataset):
+            delta = lake.delta_table(dataset, name)
+            if delta is None:
+                continue
+            alias = f"__{dataset}__{name}"
+            con.register(alias, delta.to_pyarrow_dataset())
+            con.execute(f"CREATE VIEW {q(dataset)}.{q(name)} AS SELECT * FROM {q(alias)}")
+        tables = []
+        try:
+            files = fs.glob(f"{path.rstrip('/')}/{dataset}/{LOADS_TABLE}/*.jsonl")
+        except FileNotFoundError:
+            files = []
+        for file in files:
+            with fs.open(file, "rb") as handle:
+                tables.append(pa_json.read_json(handle))
+        if tables:
+            loads = pa.concat_tables(tables, promote_options="default")
+            alias = f"__{dataset}__loads"
+            con.register(alias, loads)
+            con.execute(
+                f"CREATE VIEW {q(dataset)}.{LOADS_TABLE} AS SELECT load_id, schema_name, "
+                "CAST(status AS BIGINT) AS status, CAST(inserted_at AS TIMESTAMPTZ) AS "
+                f"inserted_at FROM {q(alias)}"
+            )
+    return con
