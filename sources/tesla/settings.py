@@ -30,7 +30,7 @@ RETRY_STATUSES = (429, 500, 503, 504)
 STATE_OK = "ok"
 STATE_STOPPED = "stopped"  # site controller stopped: aggregates/soe/grid_status answer 502
 STATE_UNREACHABLE = "unreachable"
-STATE_FAILED = "failed"  # auth, certificate, login back-off: needs the user (see error)
+STATE_FAILED = "failed"  # auth, certificate, login back-off, no data beyond the status
 
 
 @dataclass(frozen=True)

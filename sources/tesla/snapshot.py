@@ -144,6 +144,10 @@ def poll_gateway(client: GatewayClient) -> GatewayPoll:
             errors[-1] if result.state in (STATE_FAILED, STATE_UNREACHABLE) else errors[0]
         )
         result.error = redact("; ".join(str(e) for e in errors))
+        if result.state == STATE_OK and not result.authenticated:
+            # every endpoint beyond the public status failed (e.g. 5xx after the retries):
+            # a failed poll, recorded as such, not 'ok' with an error beside it
+            result.state = STATE_FAILED
     return result
 
 

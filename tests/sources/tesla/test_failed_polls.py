@@ -87,10 +87,15 @@ def test_every_endpoint_failing_but_status_fails_the_run(gateway, run, query):
     result = run()
     assert not result.ok and result.exit_code == 1
     assert result.error.startswith(
-        "gateway 'home' gave no data this poll (gateway_state 'ok'): tesla /api/sitemaster"
+        "gateway 'home' gave no data this poll (gateway_state 'failed'): tesla /api/sitemaster"
     ), result.error
-    assert query("select version, error like '%/api/powerwalls%' from tesla.gateway_status") == [
-        (VERSION, True)
+    # the row says the poll failed (it said 'ok', with the error beside it), and so does the
+    # latest-state view a dashboard reads
+    assert query(
+        "select gateway_state, version, error like '%/api/powerwalls%' from tesla.gateway_status"
+    ) == [("failed", VERSION, True)]
+    assert query("select gateway, gateway_state from analytics.tesla_gateway_states") == [
+        ("home", "failed")
     ]
 
 
