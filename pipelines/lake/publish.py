@@ -278,7 +278,8 @@ def publish_script(
 
 def remote_reader_connection(lake: LakeWarehouse) -> Any | None:
     """An in-memory DuckDB with a view per Delta table of a remote lake, read through
-    deltalake (no httpfs needed), and ``_dlt_loads`` from the load records: for ``status``."""
+    deltalake (no httpfs needed), ``_dlt_loads`` from the load records, and the ``analytics``
+    views over them: for ``status`` and ``report``."""
     import pyarrow as pa
     import pyarrow.json as pa_json
 
@@ -313,4 +314,6 @@ def remote_reader_connection(lake: LakeWarehouse) -> Any | None:
                 "CAST(status AS BIGINT) AS status, CAST(inserted_at AS TIMESTAMPTZ) AS "
                 f"inserted_at FROM {q(alias)}"
             )
+    for dataset in datasets:
+        apply_analytics(con, dataset)
     return con
