@@ -224,7 +224,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     if report.get("warning"):
         out(f"  note: {report['warning']}")
     for source in report["sources"]:
-        out(f"{source['name']}: last successful load {source['last_load'] or 'never'}")
+        out(
+            f"{source['name']}: last successful load {source['last_load'] or 'never'}"
+            + (f", published {source['published_at']}" if source.get("published_at") else "")
+        )
         out(f"  {'table':<30}{'rows':>9}{'deleted':>9}  {'checkpoint':<26}last synced window end")
         for table in source["tables"]:
             rows = "-" if table["rows"] is None else table["rows"]

@@ -51,8 +51,11 @@ def run_demo(workdir: Path, warehouse: str | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     db = Path(warehouse) if warehouse else workdir / "demo.duckdb"
     state_dir = workdir / ".demo-dlt"
-    for leftover in (db, Path(f"{db}.wal")):
+    from pipelines.publish import wal_path, working_path
+
+    for leftover in (db, working_path(db)):  # the published file and the one loads go to
         leftover.unlink(missing_ok=True)
+        wal_path(leftover).unlink(missing_ok=True)
     shutil.rmtree(state_dir, ignore_errors=True)
     # the demo's own dlt state: never the real pipelines' checkpoints
     os.environ["DLT_DATA_DIR"] = str(state_dir.resolve())

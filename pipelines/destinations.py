@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -31,6 +32,7 @@ logger = logging.getLogger("solarsync")
 
 DEFAULT_WAREHOUSE = Path("warehouse") / "solarsync.duckdb"
 DEFAULT_DUCKDB_MEMORY_LIMIT = "128MB"
+DEFAULT_PUBLISH_EVERY_S = 5 * 60.0
 KINDS = ("duckdb", "filesystem", "postgres")
 
 
@@ -115,10 +117,22 @@ class Warehouse:
         hints, a history strategy the destination supports). Default: unchanged."""
         return source
 
+    @contextlib.contextmanager
+    def writing(self, source: str) -> Iterator[None]:
+        """Held around each load step and the ``publish`` after it (and around completing the
+        packages an interrupted run left), so what readers get is whole packages. DuckDB: the
+        warehouse-wide lock on its working file (another source loading waits its turn)."""
+        yield
+
     def publish(self, pipeline: dlt.Pipeline, source: str) -> list[str]:
         """After a successful load of ``source``: (re)create its analytics views and make the
         new data visible to readers. Returns the views created."""
         raise NotImplementedError
+
+    def publish_batch(self, pipeline: dlt.Pipeline, source: str) -> list[str]:
+        """After a poll batch loaded (``poll`` calls :meth:`publish` at its end). Default: the
+        same as :meth:`publish`; DuckDB copies at most every ``publish_every``."""
+        return self.publish(pipeline, source)
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[Reader | None]:
@@ -127,20 +141,38 @@ class Warehouse:
 
 
 class DuckDBWarehouse(Warehouse):
-    """The default: one DuckDB file, ``warehouse/solarsync.duckdb``."""
+    """The default: a DuckDB file for BI tools, ``warehouse/solarsync.duckdb``.
+
+    dlt loads into a private working file next to it (``warehouse/.solarsync/solarsync.duckdb``)
+    and every successful run publishes a copy at the path BI tools open (``pipelines.publish``):
+    loads never need the file a dashboard holds, and a dashboard never sees half a load.
+    """
 
     kind = "duckdb"
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        from pipelines import publish
+
         self.path = Path(path)
+        self._lock = publish.WarehouseLock.get(
+            publish.lock_path(self.path), on_acquire=self._adopt_earlier_version
+        )
+        self._lock.timeout = _duration(
+            "destination.duckdb.lock_timeout", publish.DEFAULT_LOCK_TIMEOUT_S
+        )
+        self._last_publish: float | None = None
+        #: what the last publish did (method, bytes, seconds), for the bench and the log
+        self.last_published: Any = None
 
     def __repr__(self) -> str:
         return f"DuckDBWarehouse({str(self.path)!r})"
 
-    # the file dlt loads into (BI publish may give loading its own file)
     @property
     def load_path(self) -> Path:
-        return self.path
+        """The private working file dlt loads into."""
+        from pipelines.publish import working_path
+
+        return working_path(self.path)
 
     def describe(self) -> str:
         return str(self.path)
@@ -149,35 +181,103 @@ class DuckDBWarehouse(Warehouse):
         return self.path.exists()
 
     def credentials(self) -> Any:
-        """The file, with DuckDB's memory capped (it spills to disk beyond the cap).
+        """The working file, with DuckDB's memory capped (it spills to disk beyond the cap),
+        whose connections hold the warehouse lock while open.
 
         Without a cap DuckDB takes what it likes during a large merge: the load step set the
         peak RSS of a sync (``make bench``). ``destination.duckdb.memory_limit`` changes it.
         """
-        from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+        from pipelines.publish import locked_credentials
 
-        credentials = DuckDbCredentials(str(self.load_path))
-        credentials.global_config = {
-            "memory_limit": str(
-                _config("destination.duckdb.memory_limit") or DEFAULT_DUCKDB_MEMORY_LIMIT
-            ),
-            "preserve_insertion_order": False,  # lets big merges stream and spill
-        }
-        return credentials
+        return locked_credentials(
+            self.load_path,
+            global_config={
+                "memory_limit": self._memory_limit(),
+                "preserve_insertion_order": False,  # lets big merges stream and spill
+            },
+        )
+
+    def _memory_limit(self) -> str:
+        return str(_config("destination.duckdb.memory_limit") or DEFAULT_DUCKDB_MEMORY_LIMIT)
 
     def dlt_destination(self) -> Any:
         return dlt.destinations.duckdb(credentials=self.credentials())
 
     def prepare(self) -> None:
-        self.load_path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.load_path.parent.mkdir(mode=0o700, exist_ok=True)
+
+    def _adopt_earlier_version(self) -> None:
+        """On taking the lock: a warehouse loaded in place by an earlier version becomes the
+        working file (nothing is downloaded again)."""
+        from pipelines.publish import adopt
+
+        if not self.load_path.exists() and self.path.exists():
+            adopt(self.path, self.load_path)
+
+    @contextlib.contextmanager
+    def writing(self, source: str) -> Iterator[None]:
+        self.prepare()
+        with self._lock.hold(source, self._lock.timeout):
+            yield
 
     def publish(self, pipeline: dlt.Pipeline, source: str) -> list[str]:
+        with self.writing(source):
+            views = self._views(source)
+            self._publish(source)
+        return views
+
+    def publish_batch(self, pipeline: dlt.Pipeline, source: str) -> list[str]:
+        """Views at once; the copy for BI at most every ``publish_every`` (default 5 min)."""
+        with self.writing(source):
+            views = self._views(source)
+            every = _duration("destination.duckdb.publish_every", DEFAULT_PUBLISH_EVERY_S)
+            if self._last_publish is None or time.monotonic() - self._last_publish >= every:
+                self._publish(source)
+        return views
+
+    def _views(self, source: str) -> list[str]:
         from pipelines.views import apply_views
 
+        if not self.load_path.exists():
+            return []
         return apply_views(self.load_path, source)
+
+    def _publish(self, source: str) -> None:
+        from pipelines.publish import publish_file
+
+        if not self.load_path.exists():
+            return
+        if self._lock.open_connections:
+            from sources.common import DestinationError
+
+            raise DestinationError(
+                f"{source}: cannot publish while {self._lock.open_connections} connection(s) "
+                f"to the working file {self.load_path} are open in this process",
+                source="destination duckdb",
+                hint="this is a bug in solarsync: please report it; the load itself is complete",
+            )
+        self.last_published = publish_file(
+            self.load_path,
+            self.path,
+            by=source,
+            compact=str(_config("destination.duckdb.compact") or "auto"),
+            memory_limit=self._memory_limit(),
+        )
+        self._last_publish = time.monotonic()
+        info = self.last_published
+        logger.info(
+            "%s: published %s (%.1f MB, %s, %.2fs)",
+            source,
+            self.path,
+            info.bytes / 2**20,
+            info.method,
+            info.seconds,
+        )
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[Reader | None]:
+        """The published file, read-only: never waits for a load."""
         import duckdb
 
         if not self.path.exists():
@@ -188,6 +288,23 @@ class DuckDBWarehouse(Warehouse):
             yield Reader(connection)
         finally:
             connection.close()
+
+
+def _duration(key: str, default: float) -> float:
+    """A duration setting (``"5m"``, ``"90s"``, ``30``) in seconds."""
+    value = _config(key)
+    if value is None or value == "":
+        return default
+    if isinstance(value, int | float):
+        return float(value)
+    from pipelines.poll import parse_duration
+
+    try:
+        return parse_duration(str(value))
+    except ValueError as exc:
+        from sources.common import ConfigurationError
+
+        raise ConfigurationError(f"{key}: {exc}", hint="e.g. 30s, 5m, 1h") from None
 
 
 def duckdb_path(explicit: str | os.PathLike[str] | None = None) -> Path:

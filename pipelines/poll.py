@@ -125,14 +125,15 @@ def poll_source(
     try:
         with pipeline_lock(spec.name), warehouse.lock(spec.name):
             pipeline = make_pipeline(spec.name, warehouse)
-            result.resumed_packages = _finish_pending(pipeline)
+            with warehouse.writing(spec.name):
+                result.resumed_packages = _finish_pending(pipeline)
             begin = clock()  # --for counts from the first poll, not from the catch-up load
             deadline = None if duration is None else begin + duration
             next_poll, next_load, failing = begin, begin + batch, 0
             journal = PollJournal(pipeline, spec.name)
             hints: dict[str, dict] = {}
 
-            def load() -> None:
+            def load(final: bool = False) -> None:
                 if hints and journal.extract(
                     hints, loader_file_format=warehouse.loader_file_format
                 ):
@@ -140,12 +141,16 @@ def poll_source(
                         if not table.startswith("_dlt"):
                             result.rows[table] = result.rows.get(table, 0) + count
                 if not pipeline.list_normalized_load_packages():
+                    if final and result.batches:  # a batch may not have been published yet
+                        result.views = warehouse.publish(pipeline, spec.name)
                     return
-                info = pipeline.load()
-                info.raise_on_failed_jobs()
-                result.batches += 1
-                result.load_ids.extend(info.loads_ids)
-                result.views = warehouse.publish(pipeline, spec.name)
+                with warehouse.writing(spec.name):
+                    info = pipeline.load()
+                    info.raise_on_failed_jobs()
+                    result.batches += 1
+                    result.load_ids.extend(info.loads_ids)
+                    publish = warehouse.publish if final else warehouse.publish_batch
+                    result.views = publish(pipeline, spec.name)
                 if on_batch:
                     on_batch(result)
 
@@ -235,7 +240,7 @@ def poll_source(
                 result.stopped_by = "signal" if stop.is_set() else "time"
             if loader is not None:
                 loader.join()
-            load()  # everything polled, in the foreground: a failure here is the run's
+            load(final=True)  # everything polled, in the foreground: a failure here is the run's
     except Exception as exc:
         known = solarsync_error_in(exc)
         result.error = redact(str(known) if known else describe_failure(spec, exc))

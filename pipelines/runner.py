@@ -123,18 +123,26 @@ def run_source(
     try:
         with pipeline_lock(spec.name), warehouse.lock(spec.name):
             pipeline = make_pipeline(spec.name, warehouse, progress)
-            result.resumed_packages = _finish_pending(pipeline)
+            with warehouse.writing(spec.name):
+                result.resumed_packages = _finish_pending(pipeline)
             source = warehouse.adapt(spec.factory()(**(source_kwargs or {})))
-            result.resumed_packages += _finish_poll_journal(
-                pipeline, spec, source, warehouse.loader_file_format
-            )
+            with warehouse.writing(spec.name):
+                result.resumed_packages += _finish_poll_journal(
+                    pipeline, spec, source, warehouse.loader_file_format
+                )
             if resources:
                 source = source.with_resources(*resources)
-            info = pipeline.run(source, loader_file_format=warehouse.loader_file_format)
-            info.raise_on_failed_jobs()
+            # pipeline.run() step by step, so that only the load and the publish after it
+            # hold the warehouse (extracting, often minutes of HTTP, does not)
+            if pipeline.config.restore_from_destination and not pipeline.dev_mode:
+                pipeline.sync_destination()  # as run() does: the warehouse's state if newer
+            pipeline.extract(source, loader_file_format=warehouse.loader_file_format)
+            normalize_info = pipeline.normalize()
+            with warehouse.writing(spec.name):
+                info = pipeline.load()
+                info.raise_on_failed_jobs()
+                result.views = warehouse.publish(pipeline, spec.name)
             result.load_ids = list(info.loads_ids)
-            trace = pipeline.last_trace
-            normalize_info = trace.last_normalize_info if trace else None
             if normalize_info is not None:
                 result.rows = {
                     table: count
@@ -147,7 +155,6 @@ def run_source(
                 if "rows" in change:
                     result.rows[table] = change.pop("rows")
             result.warnings = _last_sync_warnings(pipeline, resources or spec.resources)
-            result.views = warehouse.publish(pipeline, spec.name)
             errors = _last_sync_errors(pipeline, resources or spec.resources)
             if errors:  # loaded, and still failed (e.g. no SolarAssistant site could be read)
                 raise SolarsyncError("; ".join(errors))

@@ -44,6 +44,15 @@ def _blob_tables(con: Reader, schema: str, existing: set[str]) -> list[dict[str,
     return out
 
 
+def _published_at(con: Reader) -> str | None:
+    """When the snapshot readers see was published (``solarsync.snapshot``, written by the
+    DuckDB destination's publish); None where a destination has no such table."""
+    if "snapshot" not in con.tables("solarsync"):
+        return None
+    row = con.rows("select max(published_at) from solarsync.snapshot")
+    return str(row[0][0]) if row and row[0][0] is not None else None
+
+
 def collect_status(specs: Sequence[SourceSpec], warehouse: Warehouse) -> dict[str, Any]:
     report: dict[str, Any] = {"sources": []}
     with contextlib.ExitStack() as stack:
@@ -52,9 +61,15 @@ def collect_status(specs: Sequence[SourceSpec], warehouse: Warehouse) -> dict[st
             con = stack.enter_context(warehouse.reader())
         except Exception as exc:  # a BI tool holding the file, a server down: checkpoints only
             report["warning"] = f"warehouse not readable now ({redact(exc)}); counts omitted"
+        report["published_at"] = _published_at(con) if con is not None else None
         for spec in specs:
             checkpoints = _checkpoints(spec, warehouse)
-            entry: dict[str, Any] = {"name": spec.name, "last_load": None, "tables": []}
+            entry: dict[str, Any] = {
+                "name": spec.name,
+                "last_load": None,
+                "published_at": report["published_at"],
+                "tables": [],
+            }
             existing: set[str] = set()
             if con is not None:
                 existing = con.tables(spec.name)

@@ -1,0 +1,555 @@
+"""Publishing the DuckDB warehouse for BI tools.
+
+DuckDB lets ONE process write a database file, or ANY number of processes read it, never both
+at once (a reader holds a shared lock, a writer an exclusive one, and neither waits). A nightly
+load into the file a dashboard has open therefore fails, and a dashboard opened during a load
+fails. So solarsync never loads into the file BI tools open:
+
+- dlt loads into a private **working file**; for the published path ``<dir>/<name>`` (the
+  ``--warehouse`` / ``DESTINATION__DUCKDB__CREDENTIALS`` path, ``warehouse/solarsync.duckdb`` by
+  default) that is ``<dir>/.solarsync/<name>``, so two warehouses in one folder never share one.
+- after a load, :func:`publish_file` checkpoints and closes the working file (no WAL), copies it
+  to ``<dir>/.<name>.publish-<pid>`` (reflink where the file system has one), fsyncs the copy,
+  renames it over ``<dir>/<name>`` and fsyncs the directory. A connection opened before keeps
+  reading its snapshot (the old inode); one opened after sees the new data; a crash leaves the
+  old file or the new one, never half of one.
+- every use of the working file holds the **warehouse lock** (``<dir>/.solarsync/<name>.lock``,
+  ``flock``): held from the start of a load to the end of its publish, and around each of dlt's
+  connections otherwise, so two sources syncing at once take turns (the second waits up to
+  ``lock_timeout``) and a publish never copies another process's half-loaded package.
+- a warehouse of an earlier version (a loaded file at the published path, no working file) is
+  **adopted** the first time the lock is taken: copied to the working location, dlt state and
+  all, so nothing is downloaded again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import functools
+import json
+import logging
+import os
+import shutil
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sources.common import DestinationError
+
+logger = logging.getLogger("solarsync")
+
+WORK_DIR = ".solarsync"
+SOURCE = "destination duckdb"
+#: Linux FICLONE ioctl: share the blocks of a file (btrfs, XFS, bcachefs, ZFS 2.2+; not ext4)
+FICLONE = 0x40049409
+#: a compacting copy (DuckDB COPY FROM DATABASE) runs about 30x slower than a byte copy
+#: (``make bench``); it pays only when most of the file is free blocks, which merges leave
+#: behind at about half of the file in steady state: compact when free blocks are at least
+#: this share of the file and at least COMPACT_MIN_FREE bytes
+COMPACT_FREE_SHARE = 0.6
+COMPACT_MIN_FREE = 256 * 1024 * 1024
+#: os.replace over a file another program has open fails on Windows file systems
+REPLACE_ATTEMPTS = 5
+REPLACE_PAUSE_S = 1.0
+DEFAULT_LOCK_TIMEOUT_S = 30 * 60.0
+
+
+def working_path(published: Path) -> Path:
+    """The private file dlt loads into, next to the published one."""
+    return published.parent / WORK_DIR / published.name
+
+
+def lock_path(published: Path) -> Path:
+    return published.parent / WORK_DIR / f"{published.name}.lock"
+
+
+def wal_path(database: Path) -> Path:
+    return database.with_name(database.name + ".wal")
+
+
+# --------------------------------------------------------------------------- the lock
+class WarehouseLock:
+    """The warehouse-wide lock: one process at a time uses the working file.
+
+    Across processes an exclusive ``flock`` on the lock file; within a process a count, so the
+    load step's threads, dlt's nested connections and ``publish`` inside a held load all pass
+    (DuckDB shares one database instance within a process). Waits up to ``timeout`` seconds;
+    the holder writes its PID, what it does and since when into the file for the message of a
+    process that gives up waiting.
+    """
+
+    _registry: dict[Path, WarehouseLock] = {}
+    _registry_lock = threading.Lock()
+
+    def __init__(self, path: Path, on_acquire: Callable[[], None] | None = None) -> None:
+        self.path = path
+        self.on_acquire = on_acquire
+        #: seconds to wait for another process (``[destination.duckdb] lock_timeout``)
+        self.timeout = DEFAULT_LOCK_TIMEOUT_S
+        self._mutex = threading.Lock()
+        self._count = 0
+        self._handle: Any = None
+        #: dlt connections to the working file open in this process (publish needs none)
+        self.open_connections = 0
+
+    @classmethod
+    def get(cls, path: Path, on_acquire: Callable[[], None] | None = None) -> WarehouseLock:
+        key = path.resolve()
+        with cls._registry_lock:
+            lock = cls._registry.get(key)
+            if lock is None:
+                lock = cls._registry[key] = cls(key, on_acquire)
+            elif on_acquire is not None:
+                lock.on_acquire = on_acquire
+            return lock
+
+    @property
+    def held(self) -> bool:
+        return self._count > 0
+
+    def acquire(self, who: str, timeout: float) -> None:
+        with self._mutex:
+            if self._count:
+                self._count += 1
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(self.path, "a+")  # kept open (and flocked) while held
+            try:
+                self._wait(handle, who, timeout)
+                handle.seek(0)
+                handle.truncate()
+                handle.write(
+                    json.dumps(
+                        {"pid": os.getpid(), "doing": who, "since": datetime.now(UTC).isoformat()}
+                    )
+                )
+                handle.flush()
+                self._handle, self._count = handle, 1
+                if self.on_acquire is not None:
+                    self.on_acquire()
+            except BaseException:
+                self._handle, self._count = None, 0
+                handle.close()  # releases the flock
+                raise
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._count <= 0:
+                raise RuntimeError(f"{self.path}: released more often than acquired")
+            self._count -= 1
+            if self._count == 0:
+                handle, self._handle = self._handle, None
+                with contextlib.suppress(OSError):
+                    handle.seek(0)
+                    handle.truncate()
+                handle.close()
+
+    @contextlib.contextmanager
+    def hold(self, who: str, timeout: float) -> Iterator[None]:
+        self.acquire(who, timeout)
+        try:
+            yield
+        finally:
+            self.release()
+
+    def _wait(self, handle: Any, who: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        pause, told = 0.05, False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                pass
+            holder = self.holder()
+            if time.monotonic() >= deadline:
+                raise DestinationError(
+                    f"{who}: the warehouse is busy: {describe_holder(holder)} has used its "
+                    f"working file ({self.path.parent}) for longer than this run waits "
+                    f"({timeout:.0f}s)",
+                    source=SOURCE,
+                    hint="nothing was lost: rerun later, or raise [destination.duckdb] "
+                    "lock_timeout (DESTINATION__DUCKDB__LOCK_TIMEOUT, e.g. 1h)",
+                )
+            if not told:
+                logger.info(
+                    "%s: waiting for %s to finish with the warehouse (up to %.0fs)",
+                    who,
+                    describe_holder(holder),
+                    timeout,
+                )
+                told = True
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+    def holder(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.path.read_text() or "{}")
+        except (OSError, ValueError):
+            return {}
+
+
+def describe_holder(holder: dict[str, Any]) -> str:
+    if not holder.get("pid"):
+        return "another solarsync process"
+    return (
+        f"another solarsync process (PID {holder['pid']}, {holder.get('doing', '?')} "
+        f"since {holder.get('since', '?')})"
+    )
+
+
+# --------------------------------------------------------------------------- dlt's connections
+def locked_credentials(database: Path, **settings: Any) -> Any:
+    """dlt DuckDB credentials for the working file whose connections hold its warehouse lock
+    while open.
+
+    dlt opens the working file at the start of a run (state), while a source reads what was
+    loaded (SolarKnock's attachments), and several times per load; each of those holds the
+    warehouse lock, so another process never meets DuckDB's "could not set lock" error: it
+    waits. The credentials are resolved here: dlt uses a resolved instance as it is (an
+    unresolved one would be copied into plain ``DuckDbCredentials``).
+    """
+    credentials = _locking_credentials_class()(str(database))
+    for key, value in settings.items():
+        setattr(credentials, key, value)
+    credentials.resolve()
+    return credentials
+
+
+@functools.cache
+def _locking_credentials_class() -> type:
+    from dlt.common.configuration import configspec
+    from dlt.destinations.impl.duckdb.configuration import (
+        DuckDbConnectionPool,
+        DuckDbCredentials,
+    )
+
+    class LockingPool(DuckDbConnectionPool):
+        def __init__(self, credentials: Any, lock: WarehouseLock) -> None:
+            super().__init__(credentials)
+            self.warehouse_lock = lock
+
+        def borrow_conn(self, *args: Any, **kwargs: Any) -> Any:
+            lock = self.warehouse_lock
+            lock.acquire("solarsync", lock.timeout)
+            try:
+                conn = super().borrow_conn(*args, **kwargs)
+            except BaseException:
+                lock.release()
+                raise
+            lock.open_connections += 1
+            return conn
+
+        def return_conn(self, borrowed_conn: Any) -> int:
+            try:
+                return super().return_conn(borrowed_conn)
+            finally:
+                self.warehouse_lock.open_connections -= 1
+                self.warehouse_lock.release()
+
+    @configspec(init=False)
+    class LockingDuckDbCredentials(DuckDbCredentials):
+        def on_resolved(self) -> None:
+            super().on_resolved()
+            database = Path(self.database)
+            self.conn_pool = LockingPool(
+                self, WarehouseLock.get(database.with_name(database.name + ".lock"))
+            )
+
+    return LockingDuckDbCredentials
+
+
+# --------------------------------------------------------------------------- copying
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # not every platform opens directories
+        fsync_file(path)
+
+
+def fast_copy(src: Path, dst: Path) -> str:
+    """Copy ``src`` to a new ``dst``: a reflink (no bytes copied) where the file system shares
+    blocks, else ``copy_file_range`` (in-kernel; server-side on NFS 4.2), else a plain copy.
+    Returns the method used."""
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        try:
+            fcntl.ioctl(fout.fileno(), FICLONE, fin.fileno())
+            return "reflink"
+        except OSError:
+            pass
+        size = os.fstat(fin.fileno()).st_size
+        copied = 0
+        try:
+            while copied < size:
+                n = os.copy_file_range(fin.fileno(), fout.fileno(), size - copied)
+                if n == 0:
+                    break
+                copied += n
+            if copied == size:
+                return "copy_file_range"
+        except (AttributeError, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno not in (
+                errno.EXDEV,
+                errno.ENOSYS,
+                errno.EOPNOTSUPP,
+                errno.EINVAL,
+                errno.EBADF,
+            ):
+                raise
+        fin.seek(0)
+        fout.seek(0)
+        fout.truncate()
+        shutil.copyfileobj(fin, fout, 8 * 1024 * 1024)
+        return "copy"
+
+
+def compact_copy(src: Path, dst: Path, memory_limit: str | None = None) -> None:
+    """A compacted copy: DuckDB writes every schema, table, view and macro of ``src`` into a
+    new ``dst`` (free blocks left behind by merges are not copied; a WAL next to ``src`` is
+    replayed). About 30x slower than a byte copy."""
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    try:
+        if memory_limit:
+            con.execute("SET memory_limit = ?", [memory_limit])
+        con.execute("SET preserve_insertion_order = false")
+        con.execute(f"ATTACH {_quote(src)} AS solarsync_src (READ_ONLY)")
+        con.execute(f"ATTACH {_quote(dst)} AS solarsync_dst")
+        con.execute("COPY FROM DATABASE solarsync_src TO solarsync_dst")
+        con.execute("DETACH solarsync_dst")
+        con.execute("DETACH solarsync_src")
+    finally:
+        con.close()
+
+
+def _quote(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def free_share(database: Path) -> tuple[float, int]:
+    """(share of the file's blocks that are free, free bytes) of a closed database file."""
+    import duckdb
+
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        row = con.execute("PRAGMA database_size").fetchone()
+    finally:
+        con.close()
+    block_size, total, free = int(row[2]), int(row[3]), int(row[5])
+    return (free / total if total else 0.0), free * block_size
+
+
+def should_compact(mode: str, share: float, free_bytes: int) -> bool:
+    if mode == "always":
+        return True
+    if mode == "never":
+        return False
+    return share >= COMPACT_FREE_SHARE and free_bytes >= COMPACT_MIN_FREE
+
+
+# --------------------------------------------------------------------------- publish
+@dataclass
+class Published:
+    method: str  # reflink | copy_file_range | copy
+    bytes: int
+    seconds: float
+    compacted: bool = False
+    compact_seconds: float = 0.0
+
+
+def leftovers(published: Path) -> list[Path]:
+    """Temporary files a killed publish, compaction or adoption left behind."""
+    work = working_path(published)
+    found = list(published.parent.glob(f".{published.name}.publish-*"))
+    if work.parent.exists():
+        found += list(work.parent.glob(f"{work.name}.compact-*"))
+        found += list(work.parent.glob(f"{work.name}.adopt-*"))
+    return found
+
+
+def checkpoint(database: Path, stamp: dict[str, Any] | None = None) -> None:
+    """Write everything to the database file and close it: no WAL left to copy or lose.
+    ``stamp`` (published_at, published_by) goes into ``solarsync.snapshot`` first."""
+    import duckdb
+
+    con = duckdb.connect(str(database))
+    try:
+        if stamp:
+            con.execute("CREATE SCHEMA IF NOT EXISTS solarsync")
+            con.execute(
+                "CREATE OR REPLACE TABLE solarsync.snapshot AS "
+                "SELECT CAST(? AS TIMESTAMPTZ) AS published_at, CAST(? AS VARCHAR) AS published_by"
+                ", CAST(? AS VARCHAR) AS published_path",
+                [stamp["published_at"], stamp["published_by"], stamp["published_path"]],
+            )
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    wal = wal_path(database)
+    if wal.exists() and wal.stat().st_size > 0:
+        raise DestinationError(
+            f"the working file {database} still has a write-ahead log after a checkpoint: "
+            "another connection in this process keeps it open",
+            source=SOURCE,
+            hint="this is a bug in solarsync: please report it; nothing was lost",
+        )
+
+
+def publish_file(
+    working: Path,
+    published: Path,
+    *,
+    by: str,
+    compact: str = "auto",
+    memory_limit: str | None = None,
+) -> Published:
+    """Make ``published`` an exact, complete copy of ``working`` (which must be closed and the
+    warehouse lock held). Atomic: readers see the old file or the new one."""
+    for leftover in leftovers(published):
+        logger.info("removing %s left by an interrupted publish", leftover)
+        leftover.unlink(missing_ok=True)
+    checkpoint(
+        working,
+        {
+            "published_at": datetime.now(UTC),
+            "published_by": by,
+            "published_path": str(published),
+        },
+    )
+    info = Published(method="", bytes=0, seconds=0.0)
+    share, free_bytes = free_share(working)
+    if should_compact(compact, share, free_bytes):
+        started = time.perf_counter()
+        tmp = working.with_name(f"{working.name}.compact-{os.getpid()}")
+        compact_copy(working, tmp, memory_limit)
+        fsync_file(tmp)
+        os.replace(tmp, working)
+        fsync_dir(working.parent)
+        info.compacted, info.compact_seconds = True, time.perf_counter() - started
+        logger.info(
+            "compacted the working file (%.0f%% free, %d MB) in %.1fs",
+            100 * share,
+            free_bytes // 2**20,
+            info.compact_seconds,
+        )
+    started = time.perf_counter()
+    tmp = published.with_name(f".{published.name}.publish-{os.getpid()}")
+    try:
+        info.method = fast_copy(working, tmp)
+        with contextlib.suppress(FileNotFoundError):
+            # keep the permissions someone gave the published file (e.g. 0640 for a BI group)
+            os.chmod(tmp, stat.S_IMODE(published.stat().st_mode))
+        fsync_file(tmp)
+        _drop_stale_wal(published)
+        _replace(tmp, published, working)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(published.parent)
+    info.seconds = time.perf_counter() - started
+    info.bytes = published.stat().st_size
+    return info
+
+
+def _drop_stale_wal(published: Path) -> None:
+    """A ``.wal`` next to the published file is what a program wrote INTO the published copy
+    (opened read-write) and has not checkpointed. DuckDB refuses to open a file whose WAL
+    belongs to another file ("WAL does not match database file"), so it would lock every new
+    reader out of the new copy: remove it. Those writes were to a copy that is being replaced."""
+    wal = wal_path(published)
+    if wal.exists():
+        logger.warning(
+            "a program wrote into the published file %s (its write-ahead log %s was next to "
+            "it); the published file is replaced at every publish, so those changes are "
+            "dropped. Open the published file read-only, and keep your own tables in a file "
+            "of your own (ATTACH it)",
+            published,
+            wal.name,
+        )
+        wal.unlink(missing_ok=True)
+
+
+def _replace(tmp: Path, published: Path, working: Path) -> None:
+    for attempt in range(1, REPLACE_ATTEMPTS + 1):
+        try:
+            os.replace(tmp, published)
+            return
+        except PermissionError:
+            # Windows (and SMB shares) refuse to replace a file another program has open
+            if attempt == REPLACE_ATTEMPTS:
+                raise DestinationError(
+                    f"could not replace the published file {published}: another program has "
+                    "it open and this file system does not allow replacing an open file "
+                    "(Windows, SMB shares)",
+                    source=SOURCE,
+                    hint=f"the load is complete and safe in {working}; it is published by the "
+                    "next run once BI tools close the file (disconnect them, or set them to "
+                    "close idle connections)",
+                ) from None
+            time.sleep(REPLACE_PAUSE_S)
+
+
+# --------------------------------------------------------------------------- adoption
+def adopt(published: Path, working: Path) -> str:
+    """Make a warehouse of an earlier version (loaded in place at ``published``) the working
+    file, dlt state and all; ``published`` stays as BI tools know it until the next publish.
+    Returns how ("copy", or "compacting copy" when a WAL was next to it)."""
+    import duckdb
+
+    for leftover in leftovers(published):
+        leftover.unlink(missing_ok=True)
+    working.parent.mkdir(parents=True, exist_ok=True)
+    tmp = working.with_name(f"{working.name}.adopt-{os.getpid()}")
+    # a read-only attach: works beside BI readers, keeps writers out while we copy, and
+    # replays a WAL an interrupted run of the earlier version left
+    con = duckdb.connect(":memory:")
+    try:
+        try:
+            con.execute(f"ATTACH {_quote(published)} AS solarsync_old (READ_ONLY)")
+        except duckdb.Error as exc:
+            raise DestinationError(
+                f"could not open the warehouse {published} to move it to the working file "
+                f"{working} (first run of this version): {str(exc).splitlines()[0]}",
+                source=SOURCE,
+                hint="a program holds it open for writing: close it (or open it read-only) "
+                "for this one run; nothing was lost",
+            ) from None
+        if wal_path(published).exists():
+            con.execute(f"ATTACH {_quote(tmp)} AS solarsync_new")
+            con.execute("COPY FROM DATABASE solarsync_old TO solarsync_new")
+            con.execute("DETACH solarsync_new")
+            how = "compacting copy"
+        else:
+            fast_copy(published, tmp)
+            how = "copy"
+        fsync_file(tmp)
+        os.replace(tmp, working)
+        fsync_dir(working.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        con.close()
+    logger.warning(
+        "adopted the warehouse of an earlier solarsync version: %s is now loaded through the "
+        "working file %s (%s) and published to %s after each run",
+        published,
+        working,
+        how,
+        published,
+    )
+    return how
