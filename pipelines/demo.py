@@ -21,7 +21,8 @@ DEMO_COUNTS = {"users": 30, "knocks": 20000, "leads": 4000, "appointments": 600,
 QUERY = """
 SELECT rep_name,
        count(*)                                             AS knocks,
-       count(*) FILTER (WHERE list_contains(actions_taken, 'proposal_given')) AS proposals,
+       count(*) FILTER (WHERE k.id IN (SELECT knock_id FROM analytics.knock_actions
+                                       WHERE action = 'proposal_given')) AS proposals,
        count(DISTINCT lead_id)                              AS leads
 FROM analytics.knocks k
 LEFT JOIN (SELECT id, name AS rep_name FROM solarknock.users) u ON u.id = k.user_id

@@ -44,6 +44,12 @@ _MACRO = re.compile(
     r"\((.*?)\)\s+AS\s+TABLE\s+(.*)$",
     re.I | re.S,
 )
+#: the column types every ODBC/JDBC BI tool reads; views in ``analytics`` expose only these
+#: (lists become bridge views, JSON stays in the raw tables)
+BI_TYPE = re.compile(
+    r"VARCHAR|BOOLEAN|TINYINT|SMALLINT|INTEGER|BIGINT|DOUBLE|DECIMAL\(\d+,\d+\)|DATE"
+    r"|TIMESTAMP|TIMESTAMP WITH TIME ZONE"
+)
 VIEWS_DIR = Path(__file__).resolve().parents[1] / "warehouse" / "views"
 _JSON_TYPES = (exp.DataType.Type.JSON, exp.DataType.Type.JSONB)
 
@@ -80,6 +86,15 @@ def apply_views(warehouse: Path, source: str) -> list[str]:
             match = _VIEW_NAME.search(statement)
             if match:
                 created.append(match.group(1))
+        for view, column, data_type in non_bi_columns(con):
+            if view in created:
+                logger.warning(
+                    "%s: %s.%s is %s, a type BI tools reading through ODBC/JDBC may not show",
+                    source,
+                    view,
+                    column,
+                    data_type,
+                )
     finally:
         con.close()
     return created
@@ -413,3 +428,17 @@ def _parameter_types(body: exp.Expression, dialect: str) -> dict[int, str]:
             continue
         found.setdefault(int(parameter.name), kind.sql(dialect))
     return found
+
+
+def non_bi_columns(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
+    """(view, column, type) of every column of an ``analytics`` view whose type is not one
+    of :data:`BI_TYPE`."""
+    rows = con.execute(
+        "select 'analytics.' || c.table_name, c.column_name, c.data_type "
+        "from duckdb_columns() c join duckdb_views() v "
+        "on v.database_name = c.database_name and v.schema_name = c.schema_name "
+        "and v.view_name = c.table_name "
+        "where c.schema_name = 'analytics' and c.database_name = current_database() "
+        "order by all"
+    ).fetchall()
+    return [(v, c, t) for v, c, t in rows if not BI_TYPE.fullmatch(t)]

@@ -2,27 +2,54 @@
 -- Applied by solarsync after every successful solarknock load (CREATE OR REPLACE: idempotent).
 -- The raw tables in schema `solarknock` keep every row, soft-deleted ones included
 -- (deleted_at set), and keep nested lists as JSON columns; these views show what is live,
--- with the nested lists as typed DuckDB lists.
+-- with only types every ODBC/JDBC BI tool reads (VARCHAR, BOOLEAN, BIGINT, DOUBLE, DATE,
+-- TIMESTAMPTZ): a nested list is a bridge view with one row per element.
 
 CREATE SCHEMA IF NOT EXISTS analytics;
 
--- analytics.knocks: live knock pins (deleted_at IS NULL); actions_taken as VARCHAR[].
+-- analytics.knocks: live knock pins (deleted_at IS NULL); actions_taken as text
+-- ('door_knocked, proposal_given', for display and filters); one row per action in
+-- analytics.knock_actions.
 CREATE OR REPLACE VIEW analytics.knocks AS
 SELECT
     * EXCLUDE (_dlt_load_id)
-      REPLACE (coalesce(CAST(actions_taken AS VARCHAR[]), []) AS actions_taken)
+      REPLACE (array_to_string(coalesce(CAST(actions_taken AS VARCHAR[]), []), ', ') AS actions_taken)
 FROM solarknock.knocks
 WHERE deleted_at IS NULL;
 
--- analytics.leads: live leads; actions_taken as VARCHAR[], attachment_count, without the
--- raw attachments JSON (see analytics.lead_attachments).
+-- analytics.knock_actions: one row per action taken at a live knock, in the knock's order
+-- (key knock_id, position), with the rep and the day to group by.
+CREATE OR REPLACE VIEW analytics.knock_actions AS
+SELECT
+    k.id AS knock_id,
+    CAST(a.position AS BIGINT) AS position,
+    a.action,
+    k.user_id,
+    k.knock_date
+FROM solarknock.knocks AS k,
+    unnest(CAST(k.actions_taken AS VARCHAR[])) WITH ORDINALITY AS a(action, position)
+WHERE k.deleted_at IS NULL;
+
+-- analytics.leads: live leads; actions_taken as text, attachment_count, without the raw
+-- attachments JSON (see analytics.lead_attachments and analytics.lead_actions).
 CREATE OR REPLACE VIEW analytics.leads AS
 SELECT
     * EXCLUDE (_dlt_load_id, attachments)
-      REPLACE (coalesce(CAST(actions_taken AS VARCHAR[]), []) AS actions_taken),
-    coalesce(json_array_length(attachments), 0) AS attachment_count
+      REPLACE (array_to_string(coalesce(CAST(actions_taken AS VARCHAR[]), []), ', ') AS actions_taken),
+    CAST(coalesce(json_array_length(attachments), 0) AS BIGINT) AS attachment_count
 FROM solarknock.leads
 WHERE deleted_at IS NULL;
+
+-- analytics.lead_actions: one row per action of a live lead (key lead_id, position).
+CREATE OR REPLACE VIEW analytics.lead_actions AS
+SELECT
+    l.id AS lead_id,
+    CAST(a.position AS BIGINT) AS position,
+    a.action,
+    l.user_id
+FROM solarknock.leads AS l,
+    unnest(CAST(l.actions_taken AS VARCHAR[])) WITH ORDINALITY AS a(action, position)
+WHERE l.deleted_at IS NULL;
 
 -- analytics.lead_attachments: one row per attachment of a live lead, as the lead lists it,
 -- with where solarsync stored the file (blob_path, sha256, status) when it has.
@@ -47,15 +74,36 @@ FROM listed
 LEFT JOIN solarknock.lead_attachments AS f
     ON f.lead_id = listed.lead_id AND f.file_id = listed.a.id;
 
--- analytics.rep_daily_activity: the leaderboard, one row per rep and day, with the rep's name;
--- knock_timestamps as TIMESTAMPTZ[].
+-- analytics.rep_daily_activity: the leaderboard, one row per rep and day, with the rep's name
+-- and the first and last knock of the day (each knock time: analytics.rep_daily_knock_times).
 CREATE OR REPLACE VIEW analytics.rep_daily_activity AS
 SELECT
     s.date,
     s.user_id,
     u.name AS rep_name,
-    s.* EXCLUDE (date, user_id, _dlt_load_id)
-        REPLACE (CAST(s.knock_timestamps AS TIMESTAMPTZ[]) AS knock_timestamps)
+    s.* EXCLUDE (date, user_id, _dlt_load_id, knock_timestamps),
+    k.first_knock_at,
+    k.last_knock_at
 FROM solarknock.daily_stats AS s
 LEFT JOIN solarknock.users AS u ON u.id = s.user_id
+LEFT JOIN (
+    SELECT d.user_id, d.date, min(t.knocked_at) AS first_knock_at, max(t.knocked_at) AS last_knock_at
+    FROM solarknock.daily_stats AS d,
+        unnest(CAST(d.knock_timestamps AS TIMESTAMPTZ[])) AS t(knocked_at)
+    GROUP BY d.user_id, d.date
+) AS k ON k.user_id = s.user_id AND k.date = s.date
+WHERE s.deleted_at IS NULL;
+
+-- analytics.rep_daily_knock_times: one row per knock time of a rep's day on the leaderboard
+-- (key user_id, date, position).
+CREATE OR REPLACE VIEW analytics.rep_daily_knock_times AS
+SELECT
+    s.user_id,
+    s.date,
+    CAST(t.position AS BIGINT) AS position,
+    t.knocked_at,
+    u.name AS rep_name
+FROM solarknock.daily_stats AS s
+LEFT JOIN solarknock.users AS u ON u.id = s.user_id,
+    unnest(CAST(s.knock_timestamps AS TIMESTAMPTZ[])) WITH ORDINALITY AS t(knocked_at, position)
 WHERE s.deleted_at IS NULL;

@@ -65,21 +65,29 @@ def test_full_sync_then_nightly_noop(sk_sandbox, warehouse, capsys):
             assert "since" in info.query and "until" in info.query
 
 
-def test_analytics_views_show_live_rows_with_typed_lists(sk_sandbox, warehouse):
+def test_analytics_views_show_live_rows_with_lists_as_bridge_views(sk_sandbox, warehouse):
     assert run("run", "solarknock") == 0
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         one = lambda sql: con.execute(sql).fetchone()  # noqa: E731
-        live_knocks = sum(1 for r in sk_sandbox.truth("knocks") if r["deleted_at"] is None)
-        assert one("select count(*) from analytics.knocks") == (live_knocks,)
-        truth_actions = sum(
-            len(r["actions_taken"]) for r in sk_sandbox.truth("knocks") if r["deleted_at"] is None
-        )
-        assert one("select sum(len(actions_taken)) from analytics.knocks") == (truth_actions,)
+        live = [r for r in sk_sandbox.truth("knocks") if r["deleted_at"] is None]
+        assert one("select count(*) from analytics.knocks") == (len(live),)
+        truth_actions = {
+            (r["id"], i, action)
+            for r in live
+            for i, action in enumerate(r["actions_taken"], start=1)
+        }
+        got = con.execute("select knock_id, position, action from analytics.knock_actions")
+        assert set(got.fetchall()) == truth_actions
+        text = dict(con.execute("select id, actions_taken from analytics.knocks").fetchall())
+        assert text == {r["id"]: ", ".join(r["actions_taken"]) for r in live}
         live_leads = [r for r in sk_sandbox.truth("leads") if r["deleted_at"] is None]
         assert one("select count(*), sum(attachment_count) from analytics.leads") == (
             len(live_leads),
             sum(len(r["attachments"]) for r in live_leads),
+        )
+        assert one("select count(*) from analytics.lead_actions") == (
+            sum(len(r["actions_taken"]) for r in live_leads),
         )
         assert one("select count(*) from analytics.lead_attachments") == (
             sum(len(r["attachments"]) for r in live_leads),
@@ -87,11 +95,16 @@ def test_analytics_views_show_live_rows_with_typed_lists(sk_sandbox, warehouse):
         assert one(
             "select count(*) from analytics.lead_attachments where status = 'stored' and sha256 is not null"
         ) == one("select count(*) from analytics.lead_attachments")
-        (typ,) = one(
-            "select data_type from information_schema.columns where table_schema = 'analytics' "
-            "and table_name = 'rep_daily_activity' and column_name = 'knock_timestamps'"
+        live_days = [r for r in sk_sandbox.truth("daily-stats") if r["deleted_at"] is None]
+        assert one("select count(*) from analytics.rep_daily_knock_times") == (
+            sum(len(r["knock_timestamps"]) for r in live_days),
         )
-        assert typ == "TIMESTAMP WITH TIME ZONE[]"
+        assert one(
+            "select count(*) from analytics.rep_daily_activity a join ("
+            "  select user_id, date, min(knocked_at) f, max(knocked_at) l, count(*) n"
+            "  from analytics.rep_daily_knock_times group by all) t using (user_id, date)"
+            " where a.first_knock_at = t.f and a.last_knock_at = t.l"
+        ) == (sum(1 for r in live_days if r["knock_timestamps"]),)
     finally:
         con.close()
 
