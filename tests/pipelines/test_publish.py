@@ -445,3 +445,32 @@ def test_the_lock_counts_holders_within_a_process(tmp_path):
     assert not lock.held
     with pytest.raises(RuntimeError):
         lock.release()
+
+
+def test_poll_batches_publish_at_most_every_publish_every_and_always_at_the_end(
+    fake,  # noqa: F811 (the fixture imported below)
+    warehouse,
+    monkeypatch,
+):
+    from pipelines.poll import poll_source
+    from tests.pipelines.test_poll import SPEC, polled
+
+    monkeypatch.setenv("DESTINATION__DUCKDB__PUBLISH_EVERY", "1h")
+    published_per_batch: list[int] = []
+
+    def on_batch(result) -> None:
+        published_per_batch.append(count(warehouse, "select count(*) from fakepoll.readings"))
+
+    result = poll_source(SPEC, warehouse, every=0.1, duration=1.5, batch=0.3, on_batch=on_batch)
+    assert result.ok and result.batches >= 3, result
+    # the first batch was published (nothing had been), the next ones waited for publish_every
+    first = published_per_batch[0]
+    assert published_per_batch[1:-1] == [first] * (len(published_per_batch) - 2)
+    # the end of the poll publishes everything polled
+    assert count(warehouse, "select count(*) from fakepoll.readings") == len(polled(fake)) > first
+    assert count(working_path(warehouse), "select count(*) from fakepoll.readings") == len(
+        polled(fake)
+    )
+
+
+from tests.pipelines.test_poll import fake  # noqa: E402, F401 (fixture)
