@@ -447,6 +447,13 @@ def scenario_lake(bench: Bench, results: dict[str, Any]) -> None:
     run(bench, results)
 
 
+def scenario_publish(bench: Bench, results: dict[str, Any]) -> None:
+    """7: publishing the DuckDB warehouse for BI tools, per GB and as a share of a nightly run."""
+    from bench.publish import scenario_publish as run
+
+    run(bench, results)
+
+
 SCENARIOS = {
     "1": scenario_backfill,
     "2": scenario_memory,
@@ -454,6 +461,7 @@ SCENARIOS = {
     "4": scenario_fanout,
     "5": scenario_destinations,
     "6": scenario_lake,
+    "7": scenario_publish,
 }
 
 
@@ -499,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
         "--only", action="append", choices=sorted(SCENARIOS), help="run only these groups "
         "(1 = backfill, profile, no-op, incremental; 2 = memory; 3 = rate limit; "
         "4 = per-site fan-out of HEAT and SolarAssistant; 5 = backfill into Postgres vs "
-        "DuckDB; 6 = the Delta lake)",
+        "DuckDB; 6 = the Delta lake; 7 = publishing the DuckDB file for BI)",
     )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the temp dirs (logs, DBs)")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")

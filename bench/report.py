@@ -182,6 +182,10 @@ def render(results: dict[str, Any]) -> str:
 
     lines += render_destinations(results)
 
+    from bench.publish import render_publish
+
+    lines += render_publish(results)
+
     p = results.get("profile")
     if p:
         if p.get("error"):

@@ -49,7 +49,7 @@ WORK_DIR = ".solarsync"
 SOURCE = "destination duckdb"
 #: Linux FICLONE ioctl: share the blocks of a file (btrfs, XFS, bcachefs, ZFS 2.2+; not ext4)
 FICLONE = 0x40049409
-#: a compacting copy (DuckDB COPY FROM DATABASE) runs about 30x slower than a byte copy
+#: a compacting copy (DuckDB COPY FROM DATABASE) runs 20 to 30 times slower than a byte copy
 #: (``make bench``); it pays only when most of the file is free blocks, which merges leave
 #: behind at about half of the file in steady state: compact when free blocks are at least
 #: this share of the file and at least COMPACT_MIN_FREE bytes
@@ -319,7 +319,7 @@ def fast_copy(src: Path, dst: Path) -> str:
 def compact_copy(src: Path, dst: Path, memory_limit: str | None = None) -> None:
     """A compacted copy: DuckDB writes every schema, table, view and macro of ``src`` into a
     new ``dst`` (free blocks left behind by merges are not copied; a WAL next to ``src`` is
-    replayed). About 30x slower than a byte copy."""
+    replayed). 20 to 30 times slower than a byte copy (``make bench``, group 7)."""
     import duckdb
 
     con = duckdb.connect(":memory:")
@@ -369,6 +369,8 @@ class Published:
     seconds: float
     compacted: bool = False
     compact_seconds: float = 0.0
+    #: the whole publish: checkpoint, compaction if any, copy, rename, fsyncs
+    total_seconds: float = 0.0
 
 
 def leftovers(published: Path) -> list[Path]:
@@ -419,6 +421,7 @@ def publish_file(
 ) -> Published:
     """Make ``published`` an exact, complete copy of ``working`` (which must be closed and the
     warehouse lock held). Atomic: readers see the old file or the new one."""
+    began = time.perf_counter()
     for leftover in leftovers(published):
         logger.info("removing %s left by an interrupted publish", leftover)
         leftover.unlink(missing_ok=True)
@@ -461,6 +464,7 @@ def publish_file(
         raise
     fsync_dir(published.parent)
     info.seconds = time.perf_counter() - started
+    info.total_seconds = time.perf_counter() - began
     info.bytes = published.stat().st_size
     return info
 
