@@ -262,10 +262,12 @@ def describe_failure(spec: SourceSpec, exc: BaseException) -> str:
     if "Could not set lock on file" in text:
         holder = re.search(r"Conflicting lock is held in (.+?) \(PID (\d+)\)", text)
         who = f" ({holder.group(1)}, PID {holder.group(2)})" if holder else ""
+        file = re.search(r'Could not set lock on file "(.+?)"', text)
         return (
-            f"{spec.name}: the warehouse file is locked by another process{who}. Open it "
-            "read-only in BI tools (or close them), then rerun: nothing was lost, a pending "
-            "load is completed first"
+            f"{spec.name}: the warehouse's working file {file.group(1) if file else ''} is "
+            f"locked by another process{who}: a program opened it directly (BI tools open the "
+            "published file, never the one in .solarsync/). Close it, then rerun: nothing was "
+            "lost, a pending load is completed first"
         )
     if isinstance(exc, ConfigFieldMissingException):
         fields = ", ".join(exc.fields)

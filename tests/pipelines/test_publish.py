@@ -474,3 +474,21 @@ def test_poll_batches_publish_at_most_every_publish_every_and_always_at_the_end(
 
 
 from tests.pipelines.test_poll import fake  # noqa: E402, F401 (fixture)
+
+
+def test_a_program_opening_the_working_file_itself_gets_a_clear_message(
+    sk_sandbox, warehouse, capsys
+):
+    assert run("run", "solarknock") == 0
+    capsys.readouterr()
+    intruder = child(BI_TOOL, str(working_path(warehouse)), "rw")
+    try:
+        assert intruder.stdout.readline().strip() == "held"
+        assert run("run", "solarknock") == 1
+        out = capsys.readouterr().out
+        assert f"the warehouse's working file {working_path(warehouse)} is locked" in out
+        assert f"PID {intruder.pid}" in out and "never the one in .solarsync/" in out
+    finally:
+        stop(intruder)
+    assert run("run", "solarknock") == 0
+    assert_equal_to_truth(sk_sandbox, warehouse)
