@@ -447,30 +447,40 @@ def test_the_lock_counts_holders_within_a_process(tmp_path):
         lock.release()
 
 
-def test_poll_batches_publish_at_most_every_publish_every_and_always_at_the_end(
-    fake,  # noqa: F811 (the fixture imported below)
-    warehouse,
-    monkeypatch,
-):
+def test_batches_publish_at_most_every_publish_every(fake, warehouse, monkeypatch):  # noqa: F811
+    """Three batches loaded one after the other (as ``poll`` loads them): the first is
+    published, the next two only reach the working file; ``publish`` then publishes all."""
+
+    from pipelines.runner import make_pipeline
+    from tests.pipelines.fake_poll_source import fakepoll
+
+    monkeypatch.setenv("DESTINATION__DUCKDB__PUBLISH_EVERY", "1h")
+    wh = DuckDBWarehouse(warehouse)
+    pipeline = make_pipeline("fakepoll", wh)
+    published = []
+    for _ in range(3):
+        pipeline.extract(fakepoll())
+        pipeline.normalize()
+        with wh.writing("fakepoll"):
+            pipeline.load().raise_on_failed_jobs()
+            wh.publish_batch(pipeline, "fakepoll")
+        published.append(count(warehouse, "select count(*) from fakepoll.readings"))
+    assert published == [1, 1, 1]
+    assert count(working_path(warehouse), "select count(*) from fakepoll.readings") == 3
+    wh.publish(pipeline, "fakepoll")
+    assert count(warehouse, "select count(*) from fakepoll.readings") == 3
+
+
+def test_a_poll_publishes_everything_it_loaded_at_its_end(fake, warehouse, monkeypatch):  # noqa: F811
     from pipelines.poll import poll_source
     from tests.pipelines.test_poll import SPEC, polled
 
-    monkeypatch.setenv("DESTINATION__DUCKDB__PUBLISH_EVERY", "1h")
-    published_per_batch: list[int] = []
-
-    def on_batch(result) -> None:
-        published_per_batch.append(count(warehouse, "select count(*) from fakepoll.readings"))
-
-    result = poll_source(SPEC, warehouse, every=0.1, duration=1.5, batch=0.3, on_batch=on_batch)
-    assert result.ok and result.batches >= 3, result
-    # the first batch was published (nothing had been), the next ones waited for publish_every
-    first = published_per_batch[0]
-    assert published_per_batch[1:-1] == [first] * (len(published_per_batch) - 2)
-    # the end of the poll publishes everything polled
-    assert count(warehouse, "select count(*) from fakepoll.readings") == len(polled(fake)) > first
-    assert count(working_path(warehouse), "select count(*) from fakepoll.readings") == len(
-        polled(fake)
-    )
+    monkeypatch.setenv("DESTINATION__DUCKDB__PUBLISH_EVERY", "1h")  # batches: the first only
+    result = poll_source(SPEC, warehouse, every=0.1, duration=1.5, batch=0.3)
+    assert result.ok, result
+    everything = sorted(polled(fake))
+    assert count(warehouse, "select count(*) from fakepoll.readings") == len(everything)
+    assert table_counts(warehouse) == table_counts(working_path(warehouse))
 
 
 from tests.pipelines.test_poll import fake  # noqa: E402, F401 (fixture)
