@@ -49,7 +49,7 @@ WORK_DIR = ".solarsync"
 SOURCE = "destination duckdb"
 #: Linux FICLONE ioctl: share the blocks of a file (btrfs, XFS, bcachefs, ZFS 2.2+; not ext4)
 FICLONE = 0x40049409
-#: a compacting copy (DuckDB COPY FROM DATABASE) runs 20 to 30 times slower than a byte copy
+#: a compacting copy (DuckDB COPY FROM DATABASE) runs 15 to 30 times slower than a byte copy
 #: (``make bench``); it pays only when most of the file is free blocks, which merges leave
 #: behind at about half of the file in steady state: compact when free blocks are at least
 #: this share of the file and at least COMPACT_MIN_FREE bytes
@@ -319,7 +319,7 @@ def fast_copy(src: Path, dst: Path) -> str:
 def compact_copy(src: Path, dst: Path, memory_limit: str | None = None) -> None:
     """A compacted copy: DuckDB writes every schema, table, view and macro of ``src`` into a
     new ``dst`` (free blocks left behind by merges are not copied; a WAL next to ``src`` is
-    replayed). 20 to 30 times slower than a byte copy (``make bench``, group 7)."""
+    replayed). 15 to 30 times slower than a byte copy (``make bench``, group 7)."""
     import duckdb
 
     con = duckdb.connect(":memory:")
