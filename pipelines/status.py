@@ -1,5 +1,6 @@
 """``solarsync status``: checkpoints from dlt state, counts from the warehouse (read-only,
-through the destination's :class:`~pipelines.destinations.Reader`)."""
+through the destination's :class:`~pipelines.destinations.Reader`), last runs and staleness
+from the run history's journal (``pipelines.history``)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,10 @@ def _blob_tables(con: Reader, schema: str, existing: set[str]) -> list[dict[str,
 
 
 def collect_status(specs: Sequence[SourceSpec], warehouse: Warehouse) -> dict[str, Any]:
-    report: dict[str, Any] = {"sources": []}
+    from pipelines import history
+
+    report: dict[str, Any] = {"sources": [], "journal": str(history.journal_path())}
+    runs = history.last_runs(spec.name for spec in specs)
     with contextlib.ExitStack() as stack:
         con: Reader | None = None
         try:
@@ -55,6 +59,7 @@ def collect_status(specs: Sequence[SourceSpec], warehouse: Warehouse) -> dict[st
         for spec in specs:
             checkpoints = _checkpoints(spec, warehouse)
             entry: dict[str, Any] = {"name": spec.name, "last_load": None, "tables": []}
+            entry["health"] = history.health(spec.name, *runs[spec.name])
             existing: set[str] = set()
             if con is not None:
                 existing = con.tables(spec.name)
