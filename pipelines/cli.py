@@ -28,6 +28,10 @@ A backfill merges into the same tables and never moves the nightly checkpoint.""
   solarsync status --fail-if-stale         # exit 1 when a source is stale or its last run failed
 A source is stale when its last success is older than [sources.<name>] expected_interval
 (default 26h). Checked: the named sources, else those configured or run before.""",
+    "report": """examples:
+  solarsync report                          # -> warehouse/solarsync-report.html
+  solarsync report --output /srv/www/solar.html
+The page is one self-contained file (opens offline, no CDN).""",
     "check": """examples:
   solarsync check                    # every configured source
   solarsync check solarknock""",
@@ -128,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--fail-if-stale",
         action="store_true",
         help="exit 1 when a checked source is stale or its last run failed",
+    )
+
+    report = add("report", "write a self-contained HTML dashboard of the warehouse")
+    report.add_argument(
+        "--output",
+        metavar="PATH",
+        help="where to write it (default: next to the warehouse, <name>-report.html)",
     )
 
     check = add("check", "verify credentials and reachability; loads nothing")

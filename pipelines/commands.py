@@ -30,6 +30,7 @@ def dispatch(args: argparse.Namespace) -> int:
         "check": cmd_check,
         "demo": cmd_demo,
         "lake": cmd_lake,
+        "report": cmd_report,
     }[args.command]
     return handler(args)
 
@@ -331,6 +332,22 @@ def cmd_lake(args: argparse.Namespace) -> int:
     from pipelines.lake.commands import lake_command
 
     return lake_command(args, _warehouse(args), out)
+
+
+# --------------------------------------------------------------------------- report
+def cmd_report(args: argparse.Namespace) -> int:
+    from pipelines.report import WarehouseUnreadable, write_report
+
+    warehouse = _warehouse(args)
+    if warehouse is None:
+        return EXIT_USAGE
+    try:
+        path = write_report(warehouse, Path(args.output) if args.output else None)
+    except WarehouseUnreadable as exc:
+        logger.error("report: %s", redact(exc))
+        return EXIT_FAILED
+    out(f"report: {path.resolve()}")
+    return EXIT_OK
 
 
 # --------------------------------------------------------------------------- demo
