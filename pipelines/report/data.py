@@ -23,8 +23,8 @@ class WarehouseUnreadable(Exception):
 
 
 class Query:
-    """``query(names, sql, *params, needs=...)``: the rows as dicts keyed by ``names``
-    (space-separated, in select order), or [] when a relation in ``needs`` is missing."""
+    """``query(sql, *params, needs=...)``: the rows as dicts by column name, or [] when a
+    relation in ``needs`` (``schema.name``) does not exist."""
 
     def __init__(self, reader: Reader) -> None:
         self.reader = reader
@@ -36,11 +36,10 @@ class Query:
             self._tables[schema] = self.reader.tables(schema)
         return name in self._tables[schema]
 
-    def __call__(self, names: str, sql: str, *params: Any, needs: Sequence[str]) -> Rows:
+    def __call__(self, sql: str, *params: Any, needs: Sequence[str]) -> Rows:
         if not all(self.exists(relation) for relation in needs):
             return []
-        keys = names.split()
-        return [dict(zip(keys, row, strict=True)) for row in self.reader.rows(sql, params)]
+        return self.reader.records(sql, params)
 
 
 @contextlib.contextmanager
@@ -63,11 +62,10 @@ def open_query(warehouse: Warehouse | str | os.PathLike[str]) -> Iterator[Query]
 
 
 # --------------------------------------------------------------------------- run history
-RUN = (
-    "run_id source command started_at finished_at status error_class error_message "
-    "rows_loaded requests rate_limited retries warnings"
+RUN_SQL = (
+    "run_id, source, command, started_at, finished_at, status, error_class, error_message, "
+    "rows_loaded, requests, rate_limited, retries, warnings"
 )
-RUN_SQL = RUN.replace(" ", ", ")
 
 
 def last_runs(query: Query) -> dict[str, tuple[dict | None, dict | None]]:
@@ -75,7 +73,6 @@ def last_runs(query: Query) -> dict[str, tuple[dict | None, dict | None]]:
     out: dict[str, tuple[dict | None, dict | None]] = {}
     for only_ok in (False, True):
         for row in query(
-            RUN,
             f"""
             SELECT {RUN_SQL} FROM (
                 SELECT *, row_number() OVER (PARTITION BY source ORDER BY finished_at DESC) AS n
@@ -91,7 +88,6 @@ def last_runs(query: Query) -> dict[str, tuple[dict | None, dict | None]]:
 
 def runs(query: Query, since: datetime) -> Rows:
     return query(
-        RUN,
         f"SELECT {RUN_SQL} FROM analytics.sync_runs WHERE finished_at >= ? ORDER BY finished_at",
         since,
         needs=["analytics.sync_runs"],
@@ -100,7 +96,6 @@ def runs(query: Query, since: datetime) -> Rows:
 
 def failures(query: Query, limit: int = 10) -> Rows:
     return query(
-        RUN,
         f"SELECT {RUN_SQL} FROM analytics.sync_runs WHERE status <> 'ok' "
         "ORDER BY finished_at DESC LIMIT ?",
         limit,
@@ -112,7 +107,6 @@ def failures(query: Query, limit: int = 10) -> Rows:
 def funnel_by_week(query: Query) -> Rows:
     """Live knocks, leads and appointments created per week (Monday, UTC)."""
     return query(
-        "week stage n",
         """
         WITH created AS (
             SELECT 'knocks' AS stage, created_at FROM analytics.knocks
@@ -134,7 +128,6 @@ def funnel_by_week(query: Query) -> Rows:
 def leaderboard(query: Query, top: int = 15) -> Rows:
     """Reps by knocks over every loaded day (analytics.rep_daily_activity)."""
     return query(
-        "rep knocks leads appointments deals",
         """
         SELECT coalesce(rep_name, user_id) AS rep,
                sum(knock_count) AS knocks, sum(leads) AS leads,
@@ -152,8 +145,8 @@ def leaderboard(query: Query, top: int = 15) -> Rows:
 # --------------------------------------------------------------------------- HEAT
 def heat_schedules(query: Query) -> Rows:
     return query(
-        "site_id site_name asset type start_at end_at value",
-        "SELECT site_id, coalesce(site_name, site_id), asset, type, start_at, end_at, value "
+        "SELECT site_id, coalesce(site_name, site_id) AS site_name, asset, type, start_at, "
+        "end_at, value "
         "FROM analytics.heat_schedules_current ORDER BY 2, asset, type, start_at",
         needs=["analytics.heat_schedules_current"],
     )
@@ -166,7 +159,6 @@ POWER_TOPICS = ("total/pv_power", "total/load_power", "total/battery_power")
 def solarassistant_power(query: Query, since: datetime) -> tuple[Rows, Rows]:
     """(PV/load/battery power readings since ``since``, every site of the account)."""
     readings = query(
-        "site_id site_name topic polled_at value_number unit",
         """
         SELECT m.site_id, coalesce(s.name, CAST(m.site_id AS VARCHAR)) AS site_name,
                m.topic, m.polled_at, m.value_number, m.unit
@@ -180,7 +172,6 @@ def solarassistant_power(query: Query, since: datetime) -> tuple[Rows, Rows]:
         needs=["solarassistant.metrics", "solarassistant.sites"],
     )
     sites = query(
-        "site_id site_name last_status last_reason",
         "SELECT site_id, site_name, last_status, last_reason FROM "
         "analytics.solarassistant_site_status ORDER BY site_name",
         needs=["analytics.solarassistant_site_status"],
@@ -191,7 +182,6 @@ def solarassistant_power(query: Query, since: datetime) -> tuple[Rows, Rows]:
 # --------------------------------------------------------------------------- Tesla
 def tesla_energy_daily(query: Query) -> Rows:
     return query(
-        "gateway meter day imported_kwh exported_kwh",
         "SELECT gateway, meter, day, imported_kwh, exported_kwh FROM analytics.tesla_energy_daily "
         "ORDER BY gateway, meter, day",
         needs=["analytics.tesla_energy_daily"],
@@ -200,7 +190,6 @@ def tesla_energy_daily(query: Query) -> Rows:
 
 def tesla_soc(query: Query, since: datetime) -> Rows:
     return query(
-        "gateway polled_at percentage",
         "SELECT gateway, polled_at, percentage FROM tesla.battery_soe "
         "WHERE percentage IS NOT NULL AND polled_at >= ? ORDER BY gateway, polled_at",
         since,

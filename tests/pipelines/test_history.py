@@ -176,6 +176,34 @@ def test_views_are_bi_friendly(isolated_dlt: Path) -> None:
     ) == [("knocks", 7, None, None, None), ("users", 4, 3, 1, 0)]
 
 
+def test_history_views_and_report_freshness_on_every_destination(
+    any_warehouse, tmp_path: Path
+) -> None:
+    from pipelines.report import write_report
+
+    history.journal(row("heat", run_id="h1", ago_h=2, warnings=["site 7 skipped"]))
+    history.journal(row("heat", run_id="h2", ago_h=1, status="failed", tables=[]))
+    assert history.load_into(any_warehouse) == 2
+    assert history.load_into(any_warehouse) == 0
+    with any_warehouse.reader() as reader:
+        runs = reader.rows(
+            "select run_id, ok, rows_loaded, warning_count, warnings, error_class, requests "
+            "from analytics.sync_runs order by run_id"
+        )
+        tables = reader.rows(
+            'select run_id, table_name, "rows", new, deleted from analytics.sync_run_tables '
+            "order by table_name"
+        )
+    assert [tuple(r) for r in runs] == [
+        ("h1", True, 11, 1, "site 7 skipped", None, 3),
+        ("h2", False, 0, 0, None, "AuthenticationError", 3),
+    ]
+    assert [tuple(t) for t in tables] == [("h1", "knocks", 7, None, None), ("h1", "users", 4, 3, 0)]
+    page = write_report(any_warehouse, tmp_path / "report.html").read_text()
+    assert '<span class="state state-failed">FAILED</span>' in page  # heat's last run failed
+    assert "AuthenticationError: solarknock /users: key rejected [401]" in page
+
+
 # --------------------------------------------------------------------------- real runs
 def test_failed_and_ok_runs_are_recorded_even_while_the_warehouse_is_locked(
     sk_sandbox, isolated_dlt: Path, monkeypatch: pytest.MonkeyPatch, caplog, capsys
