@@ -23,7 +23,15 @@ cron (nightly at 02:15, logs appended):
 A backfill merges into the same tables and never moves the nightly checkpoint.""",
     "status": """examples:
   solarsync status
-  solarsync --warehouse /data/bi.duckdb status""",
+  solarsync --warehouse /data/bi.duckdb status
+  solarsync status --json                  # for monitoring systems
+  solarsync status --fail-if-stale         # exit 1 when a source is stale or its last run failed
+A source is stale when its last success is older than [sources.<name>] expected_interval
+(default 26h). Checked: the named sources, else those configured or run before.""",
+    "report": """examples:
+  solarsync report                          # -> warehouse/solarsync-report.html
+  solarsync report --output /srv/www/solar.html
+The page is one self-contained file (opens offline, no CDN).""",
     "check": """examples:
   solarsync check                    # every configured source
   solarsync check solarknock""",
@@ -115,8 +123,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="load what was polled this often (default 5m); also at the end",
     )
 
-    status = add("status", "checkpoints, last successful sync and row counts per table")
+    status = add(
+        "status", "last runs, staleness, checkpoints and row counts per table of each source"
+    )
     status.add_argument("sources", nargs="*", metavar="SOURCE", help=f"one of {names}")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument(
+        "--fail-if-stale",
+        action="store_true",
+        help="exit 1 when a checked source is stale or its last run failed",
+    )
+
+    report = add("report", "write a self-contained HTML dashboard of the warehouse")
+    report.add_argument(
+        "--output",
+        metavar="PATH",
+        help="where to write it (default: next to the warehouse, <name>-report.html)",
+    )
 
     check = add("check", "verify credentials and reachability; loads nothing")
     check.add_argument("sources", nargs="*", metavar="SOURCE", help=f"one of {names}")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipelines import registry
+from pipelines import history, registry
 from pipelines.destinations import Warehouse, as_warehouse, resolve
 from pipelines.runner import SourceResult, describe_failure, run_source
 from sources.common import SolarsyncError, redact
@@ -29,6 +30,7 @@ def dispatch(args: argparse.Namespace) -> int:
         "check": cmd_check,
         "demo": cmd_demo,
         "lake": cmd_lake,
+        "report": cmd_report,
     }[args.command]
     return handler(args)
 
@@ -78,6 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if warehouse is None:
         return EXIT_USAGE
     results = [run_source(spec, warehouse, progress=_progress(args)) for spec in specs]
+    history.load_into(warehouse)  # the runs' rows, journaled by run_source, into the warehouse
     print_summary(results, warehouse)
     return exit_code(results)
 
@@ -110,6 +113,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         },
         progress=_progress(args),
     )
+    history.load_into(warehouse)
     print_summary([result], warehouse)
     return exit_code([result])
 
@@ -220,6 +224,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     if warehouse is None:
         return EXIT_USAGE
     report = collect_status(specs, warehouse)
+    unhealthy = _mark_monitored(report, specs, named=bool(args.sources))
+    if args.json:
+        where = {"warehouse": warehouse.describe(), "warehouse_exists": warehouse.exists()}
+        out(json.dumps(where | report, indent=2, default=str))
+        return EXIT_FAILED if args.fail_if_stale and unhealthy else EXIT_OK
     out(f"warehouse: {warehouse.describe()}{'' if warehouse.exists() else ' (not created yet)'}")
     if report.get("warning"):
         out(f"  note: {report['warning']}")
@@ -228,6 +237,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"{source['name']}: last successful load {source['last_load'] or 'never'}"
             + (f", published {source['published_at']}" if source.get("published_at") else "")
         )
+        _print_health(source["health"])
         out(f"  {'table':<30}{'rows':>9}{'deleted':>9}  {'checkpoint':<26}last synced window end")
         for table in source["tables"]:
             rows = "-" if table["rows"] is None else table["rows"]
@@ -243,7 +253,46 @@ def cmd_status(args: argparse.Namespace) -> int:
                 + ", ".join(f"{n} {status}" for status, n in counts.items())
                 + f"; {_size(blobs['bytes'])} stored"
             )
+    if args.fail_if_stale and unhealthy:
+        out(f"stale or failing: {', '.join(unhealthy)}")
+        return EXIT_FAILED
     return EXIT_OK
+
+
+def _mark_monitored(report: dict, specs: Sequence[registry.SourceSpec], named: bool) -> list[str]:
+    """Sets ``health.monitored`` (named on the command line, else configured or run before)
+    and returns the monitored sources that are stale or whose last run failed."""
+    configured = {spec.name: spec for spec in specs}
+    unhealthy = []
+    for source in report["sources"]:
+        health = source["health"]
+        health["monitored"] = (
+            named or health["last_run"] is not None or configured[source["name"]].is_configured()
+        )
+        if health["monitored"] and (health["stale"] or health["last_run_failed"]):
+            unhealthy.append(source["name"])
+    return unhealthy
+
+
+def _print_health(health: dict) -> None:
+    from pipelines.history import age, when
+
+    run = health["last_run"]
+    if run is None:
+        out(f"  runs: none recorded{'' if health['monitored'] else ' (not configured)'}")
+        return
+    since = "" if health["age_s"] is None else f" ({age(health['age_s'])} ago)"
+    out(
+        f"  runs: {health['state'].upper()}; last run {when(run['finished_at'])} "
+        f"({run['command']}, {run['status']}); last success "
+        f"{when(health['last_success_at'])}{since}; expected every {health['expected_interval']}"
+    )
+    if run.get("error_message"):
+        out(f"  last error: {run.get('error_class') or 'error'}: {run['error_message']}")
+    for warning in run.get("warnings") or ():
+        out(f"  last run warning: {warning}")
+    if health.get("note"):
+        out(f"  note: {health['note']}")
 
 
 def _size(n: int) -> str:
@@ -286,6 +335,22 @@ def cmd_lake(args: argparse.Namespace) -> int:
     from pipelines.lake.commands import lake_command
 
     return lake_command(args, _warehouse(args), out)
+
+
+# --------------------------------------------------------------------------- report
+def cmd_report(args: argparse.Namespace) -> int:
+    from pipelines.report import WarehouseUnreadable, write_report
+
+    warehouse = _warehouse(args)
+    if warehouse is None:
+        return EXIT_USAGE
+    try:
+        path = write_report(warehouse, Path(args.output) if args.output else None)
+    except WarehouseUnreadable as exc:
+        logger.error("report: %s", redact(exc))
+        return EXIT_FAILED
+    out(f"report: {path.resolve()}")
+    return EXIT_OK
 
 
 # --------------------------------------------------------------------------- demo

@@ -34,7 +34,7 @@ from typing import Any
 
 import dagster as dg
 
-from pipelines import registry
+from pipelines import history, registry
 from pipelines.destinations import resolve
 from pipelines.runner import SourceResult, run_source
 from sources.common import ConfigurationError, install_log_redaction
@@ -121,6 +121,7 @@ def source_assets(
         warehouse = resolve(destination)
         context.log.info("solarsync: %s -> %s", name, warehouse.describe())
         result = run_source(spec, warehouse)
+        history.load_into(warehouse)  # the run's row, journaled by run_source, into analytics
         for warning in result.warnings:
             context.log.warning("%s: %s", name, warning)
         if not result.ok:

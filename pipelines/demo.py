@@ -3,8 +3,10 @@
 SolarKnock: full sync, a round of changes on the "server" (updates, new rows, soft deletes),
 an incremental sync that picks up exactly those, and an example analyst query. Then one short
 act per other source: HEAT snapshots around a schedule change, a SolarAssistant metrics poll
-with an offline site, and Tesla gateway runs that reuse one login. The demo keeps its own
-warehouse file, dlt state and certificates, so it never touches a real sync's checkpoint.
+with an offline site, and Tesla gateway runs that reuse one login. It ends by writing the
+HTML report (``solarsync report``) next to the warehouse and printing its path. The demo keeps
+its own warehouse file, dlt state and certificates, so it never touches a real sync's
+checkpoint.
 """
 
 from __future__ import annotations
@@ -115,4 +117,11 @@ def run_demo(workdir: Path, warehouse: str | None = None) -> int:
     out(
         f"or: .venv/bin/python -c \"import duckdb; duckdb.sql('from analytics.leads limit 5', connection=duckdb.connect('{db}')).show()\""
     )
+    from pipelines.history import load_into
+    from pipelines.report import write_report
+
+    load_into(db)  # the demo's runs into analytics.sync_runs
+    report = write_report(db)
+    out("\n== report: run history, funnel, schedules, power, energy (opens offline):")
+    out(f"   {report.resolve()}")
     return 0

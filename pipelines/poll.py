@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from pipelines.destinations import Warehouse, as_warehouse
+from pipelines.history import PollHistory
 from pipelines.journal import PollJournal, fetch, resource_hints
 from pipelines.registry import SourceSpec
 from pipelines.runner import (
@@ -35,6 +36,7 @@ from pipelines.runner import (
     _finish_pending,
     _last_sync_errors,
     describe_failure,
+    error_class,
     make_pipeline,
     pipeline_lock,
 )
@@ -122,6 +124,7 @@ def poll_source(
     result = PollResult(source=spec.name)
     started = clock()
     reset_stats(spec.name)
+    history = PollHistory(spec.name, warehouse)  # a run-history row per batch, and failures
     try:
         with pipeline_lock(spec.name), warehouse.lock(spec.name):
             pipeline = make_pipeline(spec.name, warehouse)
@@ -151,6 +154,7 @@ def poll_source(
                     result.load_ids.extend(info.loads_ids)
                     publish = warehouse.publish if final else warehouse.publish_batch
                     result.views = publish(pipeline, spec.name)
+                    history.batch(result)
                 if on_batch:
                     on_batch(result)
 
@@ -205,6 +209,7 @@ def poll_source(
                     known = solarsync_error_in(exc)
                     message = redact(str(known) if known else describe_failure(spec, exc))
                     result.failed_polls += 1
+                    result.error_class = error_class(exc)
                     failing += 1
                     result.poll_errors.append(message)
                     logger.error("%s: poll %d failed: %s", spec.name, result.polls, message)
@@ -246,6 +251,7 @@ def poll_source(
         result.error = redact(str(known) if known else describe_failure(spec, exc))
         result.exit_code = known.exit_code if known else 1
         result.stopped_by = result.stopped_by or "error"
+        result.error_class = error_class(exc)
         logger.error("%s failed: %s", spec.name, result.error)
         logger.debug("%s failure details", spec.name, exc_info=True)
     result.ok = result.error is None and result.failed_polls == 0 and result.polls > 0
@@ -253,4 +259,5 @@ def poll_source(
         result.exit_code = 1
     result.duration_s = clock() - started
     result.http = stats_for(spec.name).as_dict()
+    history.finish(result)
     return result

@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,7 @@ class SourceResult:
     source: str
     ok: bool = False
     error: str | None = None
+    error_class: str | None = None  # the exception's class name, for the run history
     exit_code: int = 0
     duration_s: float = 0.0
     rows: dict[str, int] = field(default_factory=dict)
@@ -115,10 +117,11 @@ def run_source(
     source_kwargs: dict[str, Any] | None = None,
     progress: Any = None,
 ) -> SourceResult:
-    """Sync one source. Never raises for source failures: the result says what happened."""
+    """Sync one source. Never raises for source failures: the result says what happened.
+    The run is journaled in the run history (``pipelines.history``), failed or not."""
     warehouse = as_warehouse(warehouse)
     result = SourceResult(source=spec.name)
-    started = time.monotonic()
+    started, started_at = time.monotonic(), datetime.now(UTC)
     reset_stats(spec.name)
     try:
         with pipeline_lock(spec.name), warehouse.lock(spec.name):
@@ -163,10 +166,15 @@ def run_source(
         known = solarsync_error_in(exc)
         result.error = redact(str(known) if known else describe_failure(spec, exc))
         result.exit_code = known.exit_code if known else 1
+        result.error_class = error_class(exc)
         logger.error("%s failed: %s", spec.name, result.error)
         logger.debug("%s failure details", spec.name, exc_info=True)
     result.duration_s = time.monotonic() - started
     result.http = stats_for(spec.name).as_dict()
+    from pipelines import history
+
+    command = "backfill" if (source_kwargs or {}).get("backfill") else "run"
+    history.record_run(result, command=command, started_at=started_at, warehouse=warehouse)
     return result
 
 
@@ -249,6 +257,16 @@ def _last_sync_errors(
             if name in resources and isinstance(last, dict):
                 out.extend(str(e) for e in last.get("errors") or ())
     return out
+
+
+def error_class(exc: BaseException) -> str:
+    """The class name of the error that ended a run (inside dlt's step wrapper)."""
+    known = solarsync_error_in(exc)
+    if known is not None:
+        return type(known).__name__
+    if isinstance(exc, PipelineStepFailed) and exc.exception is not None:
+        exc = exc.exception
+    return type(exc).__name__
 
 
 def describe_failure(spec: SourceSpec, exc: BaseException) -> str:

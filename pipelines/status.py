@@ -1,5 +1,6 @@
 """``solarsync status``: checkpoints from dlt state, counts from the warehouse (read-only,
-through the destination's :class:`~pipelines.destinations.Reader`)."""
+through the destination's :class:`~pipelines.destinations.Reader`), last runs and staleness
+from the run history's journal (``pipelines.history``)."""
 
 from __future__ import annotations
 
@@ -54,7 +55,10 @@ def _published_at(con: Reader) -> str | None:
 
 
 def collect_status(specs: Sequence[SourceSpec], warehouse: Warehouse) -> dict[str, Any]:
-    report: dict[str, Any] = {"sources": []}
+    from pipelines import history
+
+    report: dict[str, Any] = {"sources": [], "journal": str(history.journal_path())}
+    runs = history.last_runs(spec.name for spec in specs)
     with contextlib.ExitStack() as stack:
         con: Reader | None = None
         try:
@@ -70,6 +74,7 @@ def collect_status(specs: Sequence[SourceSpec], warehouse: Warehouse) -> dict[st
                 "published_at": report["published_at"],
                 "tables": [],
             }
+            entry["health"] = history.health(spec.name, *runs[spec.name])
             existing: set[str] = set()
             if con is not None:
                 existing = con.tables(spec.name)

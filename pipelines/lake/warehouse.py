@@ -290,10 +290,12 @@ class LakeWarehouse(Warehouse):
 
     # -- maintenance -----------------------------------------------------------------------
     def datasets(self) -> list[str]:
-        """Datasets (top-level folders) of the bucket that hold Delta tables."""
+        """Datasets (top-level folders) of the bucket that hold Delta tables: the sources'
+        and the run history's (``solarsync``)."""
+        from pipelines.history import DATASET_NAME as HISTORY
         from pipelines.registry import SOURCES
 
-        return [name for name in SOURCES if self.tables(name)]
+        return [name for name in (*SOURCES, HISTORY) if self.tables(name)]
 
     def tables(self, dataset: str) -> list[str]:
         """The Delta tables of a dataset (folders with a ``_delta_log``)."""

@@ -28,6 +28,9 @@ def test_demo_syncs_all_four_sandboxes(tmp_path: Path, capsys) -> None:
         assert f"  {source}: ok" in out, out
     assert "logins: 1 for 4 runs" in out
     assert "changed" in out and "removed" in out  # the HEAT schedule history shows both
+    report = tmp_path / "wh" / "demo-report.html"  # the demo ends with the report's path
+    assert out.rstrip().splitlines()[-1].strip() == str(report.resolve())
+    assert report.stat().st_size > 3_000_000 and "Plotly.newPlot" in report.read_text()
     con = duckdb.connect(str(tmp_path / "wh" / "demo.duckdb"), read_only=True)
     try:
         schemas = {
@@ -39,5 +42,9 @@ def test_demo_syncs_all_four_sandboxes(tmp_path: Path, capsys) -> None:
             "select count(*) from analytics.solarassistant_site_status where last_status = 'offline'"
         ).fetchone()
         assert offline == 1
+        runs = con.execute(
+            "select source, count(*) filter (where ok) from analytics.sync_runs group by 1"
+        ).fetchall()
+        assert dict(runs) == {"solarknock": 2, "heat": 2, "solarassistant": 1, "tesla": 4}
     finally:
         con.close()

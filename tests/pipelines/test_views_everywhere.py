@@ -20,10 +20,11 @@ from typing import Any
 import dlt
 import pytest
 
-from pipelines import views
+from pipelines import history, views
 from pipelines.destinations import DuckDBWarehouse, Warehouse
 from pipelines.registry import get
 from tests.conftest import SK_KEY
+from tests.pipelines.test_history import row as history_row
 from tests.sources.heat.conftest import HEAT_KEY
 
 #: arguments each table macro is called with, per macro: SQL in DuckDB's dialect, run on both
@@ -187,6 +188,11 @@ def test_every_view_gives_the_same_rows_on_duckdb_and_postgres(
         sa.tick()
     for _ in range(5):
         twins.step("tesla")
+
+    # the run history's views (warehouse/views/solarsync.sql): one journal loaded into both
+    history.journal(history_row("heat", run_id="h1", warnings=["site 7 skipped"]))
+    history.journal(history_row("tesla", run_id="t1", status="failed", tables=[]))
+    assert history.load(duck) == history.load(pg) == 2
 
     compared: dict[str, int] = {}
     for path in sorted(views.VIEWS_DIR.glob("*.sql")):
