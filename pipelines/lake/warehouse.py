@@ -382,6 +382,10 @@ def bucket_error(exc: BaseException, where: str, step: str) -> DestinationError:
         "credential" in lowered
         or "invalidaccesskeyid" in lowered
         or "signaturedoesnotmatch" in lowered
+        # s3fs turns these into a PermissionError that keeps only S3's message
+        or "signature we calculated does not match" in lowered
+        or "access key id you provided does not exist" in lowered
+        or "security token included in the request is invalid" in lowered
     ):
         what, hint = (
             "the credentials are missing or refused",

@@ -354,3 +354,84 @@ def test_delta_tables_read_back_with_deltalake_on_s3(sk_sandbox, filesystem_s3_w
     assert set(tables) >= {"org", "users", "knocks", "leads", "appointments", "daily_stats",
                            "app_opens", "counties", "lead_attachments"}  # fmt: skip
     assert tables["knocks"].num_rows == len(sk_sandbox.truth("knocks"))
+
+
+@pytest.fixture(scope="module")
+def enforcing_s3():
+    """A second moto server that checks signatures and IAM policies (moto's
+    ``INITIAL_NO_AUTH_ACTION_COUNT``: the first 7 calls set it up unauthenticated): a bucket, a
+    read-only user and a read-write user. Yields (endpoint, bucket, read-only keys, rw keys)."""
+    import json
+    import socket
+
+    import boto3
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env=dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="7"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, "moto did not start"
+                time.sleep(0.1)
+        endpoint = f"http://127.0.0.1:{port}"
+        setup = dict(endpoint_url=endpoint, region_name="us-east-1",
+                     aws_access_key_id=S3_ACCESS_KEY, aws_secret_access_key=S3_SECRET_KEY)  # fmt: skip
+        boto3.client("s3", **setup).create_bucket(Bucket="enforced")
+        iam = boto3.client("iam", **setup)
+        keys = {}
+        for user, actions in (("reader", ["s3:Get*", "s3:List*"]), ("writer", ["s3:*"])):
+            iam.create_user(UserName=user)
+            policy = {"Version": "2012-10-17",
+                      "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}  # fmt: skip
+            iam.put_user_policy(UserName=user, PolicyName=user, PolicyDocument=json.dumps(policy))
+            key = iam.create_access_key(UserName=user)["AccessKey"]
+            keys[user] = (key["AccessKeyId"], key["SecretAccessKey"])
+        yield endpoint, "enforced", keys["reader"], keys["writer"]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.mark.parametrize("fault", ["wrong secret", "unknown key", "read-only keys"])
+def test_refused_credentials_fail_clearly_and_a_rerun_repairs(
+    sk_sandbox, enforcing_s3, isolated_dlt, monkeypatch, capsys, fault, tmp_path
+):
+    endpoint, bucket, reader, writer = enforcing_s3
+    prefix = "DESTINATION__FILESYSTEM__CREDENTIALS__"
+    url = f"s3://{bucket}/{fault.replace(' ', '-')}"
+    monkeypatch.setenv("SOLARSYNC__DESTINATION", "filesystem")
+    monkeypatch.setenv("DESTINATION__FILESYSTEM__BUCKET_URL", url)
+    monkeypatch.setenv("SOLARSYNC__LAKE__VIEWS_FILE", str(tmp_path / "lake_views.sql"))
+    monkeypatch.setenv(prefix + "ENDPOINT_URL", endpoint)
+    monkeypatch.setenv(prefix + "REGION_NAME", "us-east-1")
+    bad = {
+        "wrong secret": (writer[0], "wrong" + writer[1][5:]),
+        "unknown key": ("AKIANOSUCHKEY0000000", "NoSuchSecret/0123456789abcdefghijklmnopq"),
+        "read-only keys": reader,
+    }[fault]
+    monkeypatch.setenv(prefix + "AWS_ACCESS_KEY_ID", bad[0])
+    monkeypatch.setenv(prefix + "AWS_SECRET_ACCESS_KEY", bad[1])
+    assert cli.main(["--no-progress", "run", "solarknock"]) == 1
+    out = capsys.readouterr().out
+    assert "destination filesystem" in out
+    refused = "the credentials are missing or refused"
+    expected = {"wrong secret": refused, "unknown key": refused,
+                "read-only keys": "permission denied (write)"}[fault]  # fmt: skip
+    assert expected in out, out
+    assert bad[1] not in out and writer[1] not in out
+    assert sk_sandbox.count_requests() == 0  # failed before anything was read
+    monkeypatch.setenv(prefix + "AWS_ACCESS_KEY_ID", writer[0])
+    monkeypatch.setenv(prefix + "AWS_SECRET_ACCESS_KEY", writer[1])
+    assert cli.main(["--no-progress", "run", "solarknock"]) == 0
+    assert_equal_to_truth(sk_sandbox, readable(LakeWarehouse.from_config(), tmp_path))
