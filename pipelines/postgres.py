@@ -104,6 +104,12 @@ class PostgresWarehouse(Warehouse):
     loader_file_format = "insert_values"
 
     def __init__(self, credentials: Any) -> None:
+        host = getattr(credentials, "host", None)
+        if isinstance(host, str) and host.startswith("/"):
+            # a unix socket directory as ``host = "/run/postgresql"`` (libpq's spelling):
+            # dlt puts it in the URL's netloc, where libpq ignores it; ``?host=`` keeps it
+            credentials.query = {**(credentials.query or {}), "host": host}
+            credentials.host = "localhost"
         self.credentials = credentials
         register_secret(getattr(credentials, "password", None))
         if _QUIET not in logging.getLogger("dlt").filters:

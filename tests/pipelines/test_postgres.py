@@ -207,3 +207,31 @@ def test_a_source_schema_owned_by_someone_else_says_so(
     postgres_server.execute(f"ALTER SCHEMA solarknock OWNER TO {PASSWORD_USER}", database)
     assert run("run", "solarknock") == 0
     assert_equal_to_truth(sk_sandbox, postgres_warehouse)
+
+
+def test_credentials_as_parts_with_a_unix_socket_directory_as_host(
+    sk_sandbox, postgres_warehouse, postgres_server, monkeypatch
+):
+    """``[destination.postgres.credentials] host = "/run/postgresql"`` (libpq's spelling of a
+    socket directory): dlt writes it into the URL's netloc, where libpq ignores it and tries
+    its default socket; solarsync passes it as ``?host=`` so the run reaches that server."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(postgres_server.admin_dsn)
+    socket_dir = parse_qs(parts.query).get("host", [""])[0]
+    if not socket_dir.startswith("/"):
+        pytest.skip("the test server is not on a unix socket")
+    monkeypatch.delenv("DESTINATION__POSTGRES__CREDENTIALS")
+    database = postgres_warehouse.database_name
+    postgres_server.execute(f"GRANT CREATE ON DATABASE {database} TO {PASSWORD_USER}")
+    for key, value in {
+        "HOST": socket_dir,
+        "DATABASE": database,
+        "USERNAME": PASSWORD_USER,
+        "PASSWORD": PASSWORD,
+    }.items():
+        monkeypatch.setenv(f"DESTINATION__POSTGRES__CREDENTIALS__{key}", value)
+    warehouse = PostgresWarehouse.from_config()
+    assert warehouse.describe() == f"postgres {PASSWORD_USER}@{socket_dir}/{database}"
+    assert run("run", "solarknock") == 0
+    assert_equal_to_truth(sk_sandbox, postgres_warehouse)
