@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import socket
 import zlib
 from collections.abc import Iterator, Sequence
@@ -103,6 +104,12 @@ class PostgresWarehouse(Warehouse):
     loader_file_format = "insert_values"
 
     def __init__(self, credentials: Any) -> None:
+        host = getattr(credentials, "host", None)
+        if isinstance(host, str) and host.startswith("/"):
+            # a unix socket directory as ``host = "/run/postgresql"`` (libpq's spelling):
+            # dlt puts it in the URL's netloc, where libpq ignores it; ``?host=`` keeps it
+            credentials.query = {**(credentials.query or {}), "host": host}
+            credentials.host = "localhost"
         self.credentials = credentials
         register_secret(getattr(credentials, "password", None))
         if _QUIET not in logging.getLogger("dlt").filters:
@@ -241,6 +248,13 @@ class PostgresWarehouse(Warehouse):
             hint = f"create it (CREATE DATABASE {c.database}) or fix the database name: " + (
                 CONFIG_HINT
             )
+        elif code == "42501" and (schema := _denied_schema(text)):
+            what = f"user {c.username!r} lacks a privilege ({text})"
+            hint = (
+                f"schema {schema} exists and belongs to another user: ALTER SCHEMA {schema} "
+                f"OWNER TO {c.username} (or GRANT USAGE, CREATE ON SCHEMA {schema} TO "
+                f"{c.username} and let it own the tables), or drop it; " + NOTHING_LOST
+            )
         elif code == "42501":
             what = f"user {c.username!r} lacks a privilege ({text})"
             hint = (
@@ -304,6 +318,12 @@ class PostgresWarehouse(Warehouse):
             yield PostgresReader(connection)
         finally:
             connection.close()
+
+
+def _denied_schema(text: str) -> str | None:
+    """The schema of Postgres' "permission denied for schema X" (one solarsync did not create)."""
+    match = re.search(r"permission denied for schema (\S+)", text)
+    return match.group(1).strip('"') if match else None
 
 
 # --------------------------------------------------------------------------- views

@@ -186,3 +186,52 @@ def test_backfill_and_status_on_postgres(sk_sandbox, postgres_warehouse, capsys)
     deleted = sum(1 for r in sk_sandbox.truth("knocks") if r["deleted_at"] is not None)
     knocks = next(line for line in out.splitlines() if line.strip().startswith("knocks "))
     assert knocks.split()[1:3] == ["700", str(deleted)], knocks
+
+
+def test_a_source_schema_owned_by_someone_else_says_so(
+    sk_sandbox, postgres_warehouse, postgres_server, monkeypatch, capsys
+):
+    """The user may create schemas, but ``solarknock`` exists and belongs to another role: the
+    hint names that schema (GRANT CREATE ON DATABASE would not help), nothing is lost."""
+    database = postgres_warehouse.database_name
+    postgres_server.execute(f"GRANT CREATE ON DATABASE {database} TO {PASSWORD_USER}")
+    postgres_server.execute(f"CREATE SCHEMA solarknock AUTHORIZATION {NO_PRIVILEGE_USER}", database)
+    use(monkeypatch, postgres_server.dsn(database, PASSWORD_USER, PASSWORD))
+    assert run("run", "solarknock") == 1
+    out, err = capsys.readouterr()
+    assert f"destination postgres: user '{PASSWORD_USER}' lacks a privilege" in out, out
+    assert f"ALTER SCHEMA solarknock OWNER TO {PASSWORD_USER}" in out, out
+    assert "GRANT CREATE ON DATABASE" not in out
+    assert PASSWORD not in out + err
+
+    postgres_server.execute(f"ALTER SCHEMA solarknock OWNER TO {PASSWORD_USER}", database)
+    assert run("run", "solarknock") == 0
+    assert_equal_to_truth(sk_sandbox, postgres_warehouse)
+
+
+def test_credentials_as_parts_with_a_unix_socket_directory_as_host(
+    sk_sandbox, postgres_warehouse, postgres_server, monkeypatch
+):
+    """``[destination.postgres.credentials] host = "/run/postgresql"`` (libpq's spelling of a
+    socket directory): dlt writes it into the URL's netloc, where libpq ignores it and tries
+    its default socket; solarsync passes it as ``?host=`` so the run reaches that server."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(postgres_server.admin_dsn)
+    socket_dir = parse_qs(parts.query).get("host", [""])[0]
+    if not socket_dir.startswith("/"):
+        pytest.skip("the test server is not on a unix socket")
+    monkeypatch.delenv("DESTINATION__POSTGRES__CREDENTIALS")
+    database = postgres_warehouse.database_name
+    postgres_server.execute(f"GRANT CREATE ON DATABASE {database} TO {PASSWORD_USER}")
+    for key, value in {
+        "HOST": socket_dir,
+        "DATABASE": database,
+        "USERNAME": PASSWORD_USER,
+        "PASSWORD": PASSWORD,
+    }.items():
+        monkeypatch.setenv(f"DESTINATION__POSTGRES__CREDENTIALS__{key}", value)
+    warehouse = PostgresWarehouse.from_config()
+    assert warehouse.describe() == f"postgres {PASSWORD_USER}@{socket_dir}/{database}"
+    assert run("run", "solarknock") == 0
+    assert_equal_to_truth(sk_sandbox, postgres_warehouse)
