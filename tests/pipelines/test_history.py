@@ -208,16 +208,21 @@ def test_history_views_and_report_freshness_on_every_destination(
 def test_failed_and_ok_runs_are_recorded_even_while_the_warehouse_is_locked(
     sk_sandbox, isolated_dlt: Path, monkeypatch: pytest.MonkeyPatch, caplog, capsys
 ) -> None:
+    from pipelines.publish import working_path
+
     warehouse = isolated_dlt / "warehouse.duckdb"
     spec = registry.get("solarknock")
-    # another process (a BI tool opened it read-write) holds the warehouse
+    # another process holds the file dlt loads into (BI tools open the published copy, which
+    # never blocks a load: here a program opened solarsync's private working file itself)
+    work = working_path(warehouse)
+    work.parent.mkdir(parents=True, exist_ok=True)
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
             "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
             "c.execute('create table held(x int)'); print('held', flush=True); sys.stdin.read()",
-            str(warehouse),
+            str(work),
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -230,7 +235,7 @@ def test_failed_and_ok_runs_are_recorded_even_while_the_warehouse_is_locked(
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
-    assert not locked.ok and "locked by another process" in locked.error
+    assert not locked.ok and str(work) in locked.error
     (journaled,) = history.read()[0]  # written although the warehouse was locked
     assert (journaled["status"], journaled["error_class"]) == ("failed", locked.error_class)
     assert journaled["error_message"] == locked.error

@@ -107,7 +107,8 @@ def test_loads_go_to_a_working_file_and_runs_publish_a_whole_copy(sk_sandbox, wa
         ).fetchall()
     finally:
         con.close()
-    assert (by, path) == ("solarknock", str(warehouse))
+    # the last publish of the command: the source's, or the run history's right after it
+    assert by in ("solarknock", "solarsync") and path == str(warehouse)
 
 
 def test_two_warehouses_in_one_folder_never_share_a_working_file(tmp_path):
