@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/solarsync demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 sync: $(STAMP)
 	$(BIN)/solarsync run
