@@ -9,43 +9,23 @@ import pytest
 
 from pipelines import cli
 from tests.conftest import SK_KEY
+from tests.sandboxes import heat_sa_tesla
 
 
 @pytest.fixture
 def four_sandboxes(sk_sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from sandbox.heat import HeatSandbox
-    from sandbox.solarassistant import SolarAssistantSandbox
-    from sandbox.tesla import TeslaGatewaySandbox
-    from sources.solarassistant import reset_caches
-    from sources.tesla import reset_clients
-
-    heat_key, sa_token, tesla_password = "agk_all.ags_ALLSECRET", "sa_ALLTOKEN", "All-Tesla-PW"
-    with (
-        HeatSandbox(seed=1, api_key=heat_key, sites=2) as heat,
-        SolarAssistantSandbox(
-            seed=1, api_token=sa_token, sites=2, org_users=3, cert_dir=str(tmp_path / "sa")
-        ) as sa,
-    ):
-        gateway = TeslaGatewaySandbox(tmp_path / "gw", password=tesla_password).start()
-        env = {
-            "SOURCES__HEAT__BASE_URL": heat.base_url,
-            "SOURCES__HEAT__API_KEY": heat_key,
-            "SOURCES__SOLARASSISTANT__BASE_URL": sa.base_url,
-            "SOURCES__SOLARASSISTANT__API_TOKEN": sa_token,
-            "REQUESTS_CA_BUNDLE": sa.ca_bundle,
-            "SOURCES__TESLA__HOST": gateway.host,
-            "SOURCES__TESLA__PASSWORD": tesla_password,
-        }
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        reset_caches()
-        reset_clients()
-        try:
-            yield {"heat": heat, "solarassistant": sa, "tesla": gateway}
-        finally:
-            gateway.stop()
-            reset_caches()
-            reset_clients()
+    with heat_sa_tesla(
+        tmp_path,
+        monkeypatch,
+        seed=1,
+        heat_key="agk_all.ags_ALLSECRET",
+        sa_token="sa_ALLTOKEN",
+        tesla_password="All-Tesla-PW",
+        heat_sites=2,
+        sa_sites=2,
+        org_users=3,
+    ) as sandboxes:
+        yield sandboxes
 
 
 def schemas(warehouse: Path) -> set[str]:

@@ -25,6 +25,7 @@ from pipelines.destinations import DuckDBWarehouse, Warehouse
 from pipelines.registry import get
 from tests.conftest import SK_KEY
 from tests.pipelines.test_history import row as history_row
+from tests.sandboxes import heat_sa_tesla
 from tests.sources.heat.conftest import HEAT_KEY
 
 #: arguments each table macro is called with, per macro: SQL in DuckDB's dialect, run on both
@@ -116,44 +117,19 @@ def assert_same(
 
 @pytest.fixture
 def sandboxes(sk_sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from sandbox.heat import HeatSandbox
-    from sandbox.solarassistant import SolarAssistantSandbox
-    from sandbox.tesla import TeslaGatewaySandbox
-    from sources.solarassistant import reset_caches
-    from sources.tesla import reset_clients
-
-    sa_token, tesla_password = "sa_VIEWSTOKEN", "Views-Tesla-PW"
-    with (
-        HeatSandbox(seed=3, api_key=HEAT_KEY, sites=4) as heat,
-        SolarAssistantSandbox(
-            seed=3, api_token=sa_token, sites=3, org_users=4, cert_dir=str(tmp_path / "sa")
-        ) as sa,
-    ):
-        gateway = TeslaGatewaySandbox(
-            tmp_path / "gw",
-            password=tesla_password,
-            zero_at={2: [("solar", "energy_exported")]},
-            reset_at={3: ["site"]},
-        ).start()
-        env = {
-            "SOURCES__HEAT__BASE_URL": heat.base_url,
-            "SOURCES__HEAT__API_KEY": HEAT_KEY,
-            "SOURCES__SOLARASSISTANT__BASE_URL": sa.base_url,
-            "SOURCES__SOLARASSISTANT__API_TOKEN": sa_token,
-            "REQUESTS_CA_BUNDLE": sa.ca_bundle,
-            "SOURCES__TESLA__HOST": gateway.host,
-            "SOURCES__TESLA__PASSWORD": tesla_password,
-        }
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        reset_caches()
-        reset_clients()
-        try:
-            yield {"solarknock": sk_sandbox, "heat": heat, "solarassistant": sa, "tesla": gateway}
-        finally:
-            gateway.stop()
-            reset_caches()
-            reset_clients()
+    with heat_sa_tesla(
+        tmp_path,
+        monkeypatch,
+        seed=3,
+        heat_key=HEAT_KEY,
+        sa_token="sa_VIEWSTOKEN",
+        tesla_password="Views-Tesla-PW",
+        heat_sites=4,
+        sa_sites=3,
+        org_users=4,
+        gateway_options={"zero_at": {2: [("solar", "energy_exported")]}, "reset_at": {3: ["site"]}},
+    ) as started:
+        yield {"solarknock": sk_sandbox, **started}
 
 
 def test_every_view_gives_the_same_rows_on_duckdb_and_postgres(
