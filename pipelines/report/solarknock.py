@@ -24,6 +24,9 @@ STAGES = {
     "appointments": "solarknock.appointments",
 }
 CREATED = ("created_at", "created", "created_on", "date_created", "creation_date", "inserted_at")
+#: when a stage's rows have no creation time: what else dates them (a knock is created when
+#: it is knocked; an appointment's ``date`` is when it takes place, so it never stands in)
+CREATED_ELSE = {"knocks": ("knocked_at", "knock_date")}
 USER = ("user_id", "rep_id", "userid", "sales_rep_id", "agent_id", "member_id", "user", "rep")
 USER_PATTERN = r"^(user|rep|agent|member)(_?id)?$|(^|_)(user|rep)_id$"
 DAILY_STATS = "solarknock.daily_stats"
@@ -100,10 +103,12 @@ def funnel_by_week(query: Query) -> Funnel:
         columns = query.columns(relation)
         if not columns:
             continue
-        created = pick(columns, CREATED)
+        created = pick(columns, CREATED) or pick(columns, CREATED_ELSE.get(stage, ()))
         if created is None:
             funnel.notes.append(f"{relation} has no creation time column: {stage} not counted.")
             continue
+        if created not in CREATED:
+            funnel.notes.append(f"{stage} dated by {created} (no creation time column).")
         week = f"CAST(date_trunc('week', {query.wall(q(created))}) AS DATE)"
         rows = query(
             f"SELECT {week} AS week, count(*) AS n FROM {relation} "
@@ -142,9 +147,17 @@ def rep_names(query: Query) -> dict[str, str]:
     ident = pick(columns, ("id", "user_id", "uid"))
     if ident is None:
         return {}
-    name = pick(columns, ("name", "full_name", "display_name", "rep_name", "username"))
-    first = pick(columns, ("first_name", "firstname", "given_name"))
-    last = pick(columns, ("last_name", "lastname", "family_name", "surname"))
+    name = pick(
+        columns,
+        ("name", "full_name", "display_name", "rep_name", "name__full"),
+        r"(^|_)(full_?|display_?)name$",
+    )
+    first = pick(columns, ("first_name", "firstname", "given_name"), r"name__first$|first_?name$")
+    last = pick(
+        columns, ("last_name", "lastname", "family_name", "surname"), r"name__last$|last_?name$"
+    )
+    if not (name or first or last):
+        name = pick(columns, ("username", "login"))
     if name:
         expr = q(name)
     elif first or last:
@@ -155,7 +168,8 @@ def rep_names(query: Query) -> dict[str, str]:
         f"SELECT CAST({q(ident)} AS VARCHAR) AS id, {expr} AS name FROM {USERS}",
         needs=[USERS],
     )
-    return {r["id"]: r["name"].strip() for r in rows if r["id"] and (r["name"] or "").strip()}
+    names = {r["id"]: str(r["name"] or "").strip() for r in rows if r["id"] is not None}
+    return {uid: name for uid, name in names.items() if name}
 
 
 def _daily_stats(query: Query, board: dict[str, Rep], sources: dict[str, str]) -> None:

@@ -816,3 +816,65 @@ def test_weeks_without_rows_are_gaps(awkward: Awkward, awkward_page: Rendered) -
     assert len(empty) >= 3  # the hollow weeks (and any the data has)
     for trace in traces:
         assert all(trace["y"][n] is None for n in empty), trace["name"]
+
+
+# --------------------------------------------------------------------------- destinations
+SOC_SQL = """
+CREATE SCHEMA IF NOT EXISTS tesla;
+CREATE TABLE tesla.battery_soe (polled_at TIMESTAMPTZ NOT NULL, gateway VARCHAR NOT NULL,
+    percentage DOUBLE PRECISION);
+INSERT INTO tesla.battery_soe
+SELECT TIMESTAMPTZ '{start}' + i * INTERVAL '5 seconds', 'home',
+       CASE WHEN i = 4000 THEN 100.0 ELSE 40 + (i % 97) / 10.0 END
+FROM generate_series(0, 9999) AS g(i)
+WHERE NOT (i BETWEEN 6000 AND 6999);
+"""
+
+
+def _figures(warehouse: Any, now: datetime) -> dict[str, Any]:
+    """The report's charts as Plotly JSON (what the page embeds), by chart id."""
+    from pipelines.report import Page, data, settings
+
+    config = settings.load()
+    with data.open_query(warehouse, config.zone_name) as query:
+        page = Page(query, config, now)
+        sections = page.sections()
+    assert page.failures == []
+    return {
+        c.id: json.loads(c.figure.to_json())["data"] if c.figure else c.empty
+        for s in sections
+        for c in s.charts
+        if not c.id.startswith("freshness")
+    }
+
+
+def test_the_report_draws_the_same_on_postgres(
+    postgres_warehouse, sk_sandbox, isolated_dlt: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every query of the report (written once, DuckDB's dialect) runs on Postgres through its
+    reader and draws exactly what it draws on DuckDB, downsampling included."""
+    import psycopg2
+
+    from pipelines.destinations import DuckDBWarehouse
+    from pipelines.registry import get
+    from pipelines.runner import run_source
+
+    monkeypatch.setenv("SOLARSYNC__REPORT_MAX_POINTS", "300")
+    now = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    soc = SOC_SQL.format(start=(now - timedelta(hours=14)).isoformat())
+    duck = DuckDBWarehouse(isolated_dlt / "report.duckdb")
+    for n, warehouse in enumerate((duck, postgres_warehouse)):
+        monkeypatch.setenv("DLT_DATA_DIR", str(isolated_dlt / f"dlt-{n}"))
+        assert run_source(get("solarknock"), warehouse).ok
+    with duckdb.connect(str(duck.path)) as con:
+        con.execute(soc.replace("DOUBLE PRECISION", "DOUBLE"))
+    with psycopg2.connect(postgres_warehouse.credentials.to_native_representation()) as pg:
+        with pg.cursor() as cursor:
+            cursor.execute(soc)
+    on_duckdb, on_postgres = _figures(duck, now), _figures(postgres_warehouse, now)
+    assert on_postgres == on_duckdb
+    (line,) = on_duckdb["tesla-soc"]
+    assert len(line["x"]) <= 300 and max(v for v in line["y"] if v is not None) == 100.0
+    assert None in line["y"]  # the 83 minutes without a poll
+    (board,) = on_duckdb["sk-leaderboard"]
+    assert len(board["y"]) == len(set(board["y"])) > 1
