@@ -124,6 +124,7 @@ def funnel_weekly(
         return no_data(
             chart_id, title, "No SolarKnock knocks, leads or appointments.", " ".join(notes)
         )
+    chosen = bool(first or last)
     first, last = _weeks_shown(weights, first, last)
     weeks = steps(first, last, 7)
     fig = go.Figure()
@@ -167,11 +168,18 @@ def funnel_weekly(
         what = ", ".join(
             plural(sum(c.values()), stage.rstrip("s")) for stage, c in outside.items() if c
         )
-        notes.append(
-            f"Outliers not drawn: {what} created in the weeks of {listed}{more}, outside the "
-            f"weeks shown ({first} to {last}); they count in the totals below. "
-            "[solarsync] report_funnel_from / report_funnel_to set the weeks shown."
-        )
+        if chosen:
+            notes.append(
+                f"Not drawn: {what} created in the weeks of {listed}{more}, outside the weeks "
+                f"chosen ({first} to {last}: [solarsync] report_funnel_from / _to); they "
+                "count in the totals below."
+            )
+        else:
+            notes.append(
+                f"Outliers not drawn: {what} created in the weeks of {listed}{more}, far from "
+                f"the weeks shown ({first} to {last}); they count in the totals below. "
+                "[solarsync] report_funnel_from / report_funnel_to set the weeks shown."
+            )
     empty_weeks = sum(1 for w in weeks if w not in weights)
     if empty_weeks:
         notes.append(f"{plural(empty_weeks, 'week')} without any row: left as gaps.")
