@@ -163,6 +163,22 @@ def pick(
     return None
 
 
+class MissingColumns(Exception):
+    """A relation the report reads lacks columns it cannot do without."""
+
+
+def columns_sql(
+    query: Query, relation: str, required: Sequence[str], optional: Sequence[str] = ()
+) -> dict[str, str]:
+    """``{name: SQL}`` for a select list: the column (quoted) when ``relation`` has it, NULL
+    for a missing optional one; MissingColumns names the required ones it lacks."""
+    have = query.columns(relation)
+    missing = [c for c in required if c not in have]
+    if have and missing:
+        raise MissingColumns(f"{relation} has no column {', '.join(missing)}")
+    return {c: (q(c) if c in have else "NULL") for c in (*required, *optional)}
+
+
 def live(columns: dict[str, str]) -> str:
     """``AND ...`` keeping live rows only (soft-deleted rows excluded) when the table says."""
     if "deleted_at" in columns:
@@ -221,11 +237,19 @@ def failures(query: Query, limit: int = 10) -> Rows:
 # --------------------------------------------------------------------------- HEAT
 def heat_schedules(query: Query) -> Rows:
     """The entries in force (latest snapshot), start and end as wall-clock time."""
+    relation = "analytics.heat_schedules_current"
+    if not query.exists(relation):
+        return []
+    c = columns_sql(
+        query, relation, ("site_id", "asset", "type", "start_at", "end_at"), ("site_name", "value")
+    )
     return query(
-        "SELECT CAST(site_id AS VARCHAR) AS site_id, site_name, asset, type, value, "
-        f"{query.wall('start_at')} AS start_at, {query.wall('end_at')} AS end_at "
-        "FROM analytics.heat_schedules_current ORDER BY site_id, asset, type, start_at",
-        needs=["analytics.heat_schedules_current"],
+        f"SELECT CAST({c['site_id']} AS VARCHAR) AS site_id, {c['site_name']} AS site_name, "
+        f"{c['asset']} AS asset, {c['type']} AS type, {c['value']} AS value, "
+        f"{query.wall(c['start_at'])} AS start_at, {query.wall(c['end_at'])} AS end_at "
+        f"FROM {relation} WHERE {c['start_at']} IS NOT NULL AND {c['end_at']} IS NOT NULL "
+        "ORDER BY 1, 3, 4, 6",
+        needs=[relation],
     )
 
 
@@ -233,9 +257,10 @@ def heat_sites(query: Query) -> Rows:
     """Every HEAT site solarsync knows, with or without a schedule."""
     for relation in ("analytics.heat_sites", "heat.sites"):
         if query.exists(relation):
+            c = columns_sql(query, relation, ("site_id",), ("site_name",))
             return query(
-                f"SELECT CAST(site_id AS VARCHAR) AS site_id, site_name FROM {relation} "
-                "ORDER BY site_name, site_id",
+                f"SELECT CAST({c['site_id']} AS VARCHAR) AS site_id, "
+                f"{c['site_name']} AS site_name FROM {relation} ORDER BY 2, 1",
                 needs=[relation],
             )
     return []
@@ -362,20 +387,26 @@ def solarassistant_power(query: Query, since: datetime, bound: int) -> list[Seri
 
 def solarassistant_sites(query: Query) -> Rows:
     """Every SolarAssistant site: id, name, last poll status."""
-    if query.exists("analytics.solarassistant_site_status"):
-        return query(
-            "SELECT CAST(site_id AS VARCHAR) AS site_id, site_name, last_status, last_reason "
-            "FROM analytics.solarassistant_site_status ORDER BY site_name, site_id",
-            needs=["analytics.solarassistant_site_status"],
-        )
+    relation = "analytics.solarassistant_site_status"
+    if query.exists(relation):
+        c = columns_sql(query, relation, ("site_id",), ("site_name", "last_status", "last_reason"))
+    elif query.exists(relation := "solarassistant.sites"):
+        c = columns_sql(query, relation, ("id",), ("name",))
+        c = {"site_id": c["id"], "site_name": c["name"], "last_status": "NULL"}
+        c["last_reason"] = "NULL"
+    else:
+        return []
     return query(
-        "SELECT CAST(id AS VARCHAR) AS site_id, name AS site_name, NULL AS last_status, "
-        "NULL AS last_reason FROM solarassistant.sites ORDER BY name, id",
-        needs=["solarassistant.sites"],
+        f"SELECT CAST({c['site_id']} AS VARCHAR) AS site_id, {c['site_name']} AS site_name, "
+        f"{c['last_status']} AS last_status, {c['last_reason']} AS last_reason "
+        f"FROM {relation} ORDER BY 2, 1",
+        needs=[relation],
     )
 
 
 def solarassistant_units(query: Query, since: datetime) -> dict[str, str]:
+    if "unit" not in query.columns("solarassistant.metrics"):
+        return {}
     return {
         r["topic"]: r["unit"]
         for r in query(
