@@ -7,9 +7,9 @@ Every time on the page is in one zone, ``[solarsync] report_timezone`` (default 
 each axis. A chart whose query fails shows the error in its place and the rest of the page
 renders; only a warehouse that cannot be opened (or answers nothing at all) fails the command.
 
-Layout: ``settings`` (the ``report_*`` keys), ``data`` and ``solarknock`` (read-only SQL
-through one reader), ``axes``, ``charts`` and ``charts_energy`` (Plotly figures), ``page``
-(the HTML).
+Layout: ``settings`` (the ``report_*`` keys), ``data``, ``series`` and ``solarknock``
+(read-only SQL through one reader), ``axes``, ``charts`` and ``charts_energy`` (Plotly
+figures), ``page`` (the HTML).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 from pipelines.destinations import Warehouse, as_warehouse
 from pipelines.history import age, health
-from pipelines.report import charts, charts_energy, data, settings, solarknock
+from pipelines.report import charts, charts_energy, data, series, settings, solarknock
 from pipelines.report.charts import Chart
 from pipelines.report.data import NothingReadable, WarehouseUnreadable
 from pipelines.report.page import Section, render, table_html
@@ -241,7 +241,7 @@ class Page:
                 "sa-power",
                 "SolarAssistant power",
                 lambda: charts_energy.solarassistant_power(
-                    data.solarassistant_power(query, since, bound),
+                    series.solarassistant_power(query, since, bound),
                     data.solarassistant_sites(query),
                     data.solarassistant_units(query, since),
                     self.zone,
@@ -269,7 +269,7 @@ class Page:
                     "tesla-soc",
                     f"Battery state of charge (last {SOC_DAYS} days)",
                     lambda: charts_energy.tesla_soc(
-                        data.tesla_soc(query, since, bound),
+                        series.tesla_soc(query, since, bound),
                         self.zone,
                         self.wall(since),
                         self.wall_now,

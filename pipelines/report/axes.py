@@ -6,11 +6,12 @@ where the data really is (outliers named, not drawn ten years wide), gaps left a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from pipelines.report.data import Series, gap_threshold, iso
+from pipelines.report.data import iso
+from pipelines.report.series import Series, gap_threshold
 
 DAY_MS = 86_400_000
 #: tick labels by tick spacing: time over the date for sub-day ticks, dates above a day
@@ -93,8 +94,9 @@ def outliers_apart(
     weights: Mapping[date, int], step_days: int, max_gap_steps: int = 8, share: float = 0.05
 ) -> tuple[date, date, list[date]]:
     """The range where the data really is: the keys (dates) split into clusters at gaps of
-    more than ``max_gap_steps`` steps; clusters holding less than ``share`` of the weight,
-    apart from the heaviest, are outliers (a 2016 leap-day row among 2026's). Returns
+    more than ``max_gap_steps`` steps; clusters holding less than ``share`` of the weight (or
+    fewer than 3), apart from the heaviest, are outliers (a 2016 leap-day row among 2026's).
+    Returns
     (first, last, outlying keys)."""
     keys = sorted(weights)
     clusters: list[list[date]] = [[keys[0]]]
@@ -105,7 +107,11 @@ def outliers_apart(
     total = sum(weights.values()) or 1
     weight = [sum(weights[k] for k in c) for c in clusters]
     heaviest = max(range(len(clusters)), key=lambda n: weight[n])
-    kept = [n for n in range(len(clusters)) if n == heaviest or weight[n] / total >= share]
+    kept = [
+        n
+        for n in range(len(clusters))
+        if n == heaviest or (weight[n] / total >= share and weight[n] >= 3)
+    ]
     first, last = clusters[min(kept)][0], clusters[max(kept)][-1]
     return first, last, [k for k in keys if k < first or k > last]
 
@@ -127,7 +133,3 @@ def gapped(line: Series) -> tuple[list[Any], list[Any]]:
         x.append(iso(t))
         y.append(v)
     return x, y
-
-
-def span_of(lines: Sequence[Series]) -> tuple[datetime, datetime]:
-    return min(line.t[0] for line in lines), max(line.t[-1] for line in lines)

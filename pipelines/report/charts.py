@@ -60,7 +60,10 @@ def failed(chart_id: str, title: str, exc: BaseException) -> Chart:
 
 
 def plural(n: int, word: str) -> str:
-    return f"{n:,} {word if n == 1 else word + 's'}"
+    """``1 knock``, ``3 knocks``, ``2 entries``, ``2 series``."""
+    if n != 1 and not word.endswith("s"):
+        word = word[:-1] + "ies" if word.endswith("y") and word[-2] not in "aeiou" else word + "s"
+    return f"{n:,} {word}"
 
 
 # --------------------------------------------------------------------------- freshness

@@ -16,7 +16,8 @@ import plotly.graph_objects as go
 
 from pipelines.report.axes import DAY_MS, day_axis, gapped, outliers_apart, time_axis
 from pipelines.report.charts import Chart, layout, no_data, plural
-from pipelines.report.data import POWER_TOPICS, Rows, Series, iso, number
+from pipelines.report.data import POWER_TOPICS, Rows, iso, number
+from pipelines.report.series import Series
 
 POWER_NAMES = dict(zip(POWER_TOPICS, ("PV", "load", "battery"), strict=True))
 MARKERS_UP_TO = 300  # points per line drawn with markers; denser lines are lines only
@@ -53,7 +54,7 @@ def downsampled_note(lines: Iterable[Series], bound: int) -> str:
         f"Downsampled: {plural(len(lines), 'series')} over {bound:,} readings (up to "
         f"{readings:,}) drawn as the minimum and maximum of each {bucket} bucket, first and "
         f"last reading kept: at most {bound:,} points per series."
-    ).replace("seriess", "series")
+    )
 
 
 def _mark(fig: go.Figure, note: str) -> None:
@@ -109,6 +110,17 @@ def heat_timelines(rows: Rows, sites: Rows, zone: str) -> list[Chart]:
                 )
             )
             continue
+        note = "Bar labels are the scheduled values (hover for start and end)."
+        days = Counter(e["start_at"].date() for e in entries)
+        first, last, outside = outliers_apart(days, 1, max_gap_steps=31)
+        if outside:
+            far = [e for e in entries if e["start_at"].date() in set(outside)]
+            entries = [e for e in entries if e not in far]
+            note += (
+                f" Not drawn, far from the other entries: {plural(len(far), 'entry')} starting "
+                + ", ".join(sorted({e["start_at"].date().isoformat() for e in far})[:5])
+                + "."
+            )
         fig = go.Figure()
         for asset in sorted({e["asset"] for e in entries}, key=str):
             mine = [e for e in entries if e["asset"] == asset]
@@ -144,14 +156,7 @@ def heat_timelines(rows: Rows, sites: Rows, zone: str) -> list[Chart]:
             yaxis={"type": "category", "autorange": "reversed", "automargin": True},
             margin={"l": 20},
         )
-        charts.append(
-            Chart(
-                f"heat-schedule-{n}",
-                title,
-                fig,
-                note="Bar labels are the scheduled values (hover for start and end).",
-            )
-        )
+        charts.append(Chart(f"heat-schedule-{n}", title, fig, note=note))
     return charts
 
 

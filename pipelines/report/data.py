@@ -8,7 +8,8 @@ whose reader answers it.
   stats document "knock count", not a field name): see :mod:`pipelines.report.solarknock`.
 - Every instant is read as wall-clock time in the report's zone (``timezone(zone, ts)`` in
   SQL: naive values, so neither the browser's nor the machine's zone can move them).
-- Long series are downsampled in SQL (:func:`series`), never in a Python loop over readings.
+- Long series are downsampled in SQL (:mod:`pipelines.report.series`), never in a Python
+  loop over readings.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import math
 import os
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -101,6 +101,14 @@ class Query:
         return result
 
 
+#: errors of opening that pass: a lock another process holds, a server down or overloaded
+_BUSY = re.compile(
+    r"lock|conflict|in use|refused|timed? ?out|could not connect|connection to server|"
+    r"too many (clients|connections)|unavailable|starting up|shutting down",
+    re.I,
+)
+
+
 def _fix_session(reader: Reader) -> None:
     """Naive timestamps and casts mean UTC, whatever the machine's zone (DuckDB takes the
     session zone from ``TZ``)."""
@@ -124,8 +132,11 @@ def open_query(warehouse: Warehouse | str | os.PathLike[str], zone: str = "UTC")
     try:
         reader = stack.enter_context(warehouse.reader())
     except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if _BUSY.search(str(exc)):  # held by a writer, or the server is not there: try later
+            raise WarehouseUnreadable(f"cannot read {warehouse.describe()} now: {first}") from None
         raise WarehouseUnreadable(
-            f"cannot read {warehouse.describe()} now: {str(exc).splitlines()[0]}"
+            f"cannot open {warehouse.describe()}: {type(exc).__name__}: {first}"
         ) from None
     with stack:
         if reader is None:
@@ -266,123 +277,7 @@ def heat_sites(query: Query) -> Rows:
     return []
 
 
-# --------------------------------------------------------------------------- time series
-@dataclass
-class Series:
-    """One line: wall-clock instants ``t``, epoch seconds ``e``, values ``v``; ``readings`` is
-    how many the warehouse holds, ``bucket_s`` the bucket width when downsampled."""
-
-    key: tuple
-    t: list[datetime] = field(default_factory=list)
-    e: list[float] = field(default_factory=list)
-    v: list[float] = field(default_factory=list)
-    readings: int = 0
-    bucket_s: float | None = None
-
-    @property
-    def downsampled(self) -> bool:
-        return self.bucket_s is not None
-
-
-def buckets_for(bound: int) -> int:
-    """Buckets so min + max per bucket, the first and last readings and the gap breaks
-    (at most one per three buckets: a gap is longer than 2.5 buckets) stay within ``bound``."""
-    return max(1, (bound - 4) * 3 // 7)
-
-
-def series(
-    query: Query,
-    relation: str,
-    keys: Sequence[str],
-    time: str,
-    value: str,
-    where: str,
-    params: Sequence[Any],
-    bound: int,
-    needs: Sequence[str],
-) -> list[Series]:
-    """Readings of ``relation`` (``FROM`` text) grouped by the ``keys`` expressions, ordered by
-    time. A series longer than ``bound`` keeps, per time bucket (``bound`` buckets across its
-    range, about one per pixel), its minimum and maximum reading, plus its first and last:
-    extremes survive, the page gets at most ``bound`` points per series. ``bound`` 0: all."""
-    limit = bound if bound > 0 else 2**62
-    buckets = buckets_for(bound) if bound > 0 else 1
-    aliases = [f"k{n}" for n in range(len(keys))]
-    key_list = ", ".join(aliases)
-    selected = ", ".join(f"{expr} AS {alias}" for expr, alias in zip(keys, aliases, strict=True))
-    joined = " AND ".join(f"s.{a} = p.{a}" for a in aliases)
-    not_null = " AND ".join(f"{expr} IS NOT NULL" for expr in (*keys, time, value))
-    sql = f"""
-        WITH src AS (
-            SELECT {selected}, {query.wall(time)} AS t,
-                   extract(epoch FROM CAST({time} AS TIMESTAMPTZ)) AS e,
-                   CAST({value} AS DOUBLE) AS v
-            FROM {relation}
-            WHERE {not_null} AND ({where})
-        ),
-        span AS (
-            SELECT {key_list}, min(e) AS lo, max(e) AS hi, count(*) AS n FROM src GROUP BY {key_list}
-        ),
-        bucketed AS (
-            SELECT s.*, p.lo, p.hi, p.n,
-                   CASE WHEN p.n <= {limit} OR p.hi <= p.lo THEN 0
-                        ELSE floor((s.e - p.lo) * {buckets} / (p.hi - p.lo)) END AS bucket
-            FROM src AS s JOIN span AS p ON {joined}
-        ),
-        ranked AS (
-            SELECT *,
-                   row_number() OVER (PARTITION BY {key_list}, bucket ORDER BY v, e) AS r_lo,
-                   row_number() OVER (PARTITION BY {key_list}, bucket ORDER BY v DESC, e) AS r_hi
-            FROM bucketed
-        )
-        SELECT {key_list}, t, e, v, n, lo, hi FROM ranked
-        WHERE n <= {limit} OR r_lo = 1 OR r_hi = 1 OR e = lo OR e = hi
-        ORDER BY {key_list}, e
-    """
-    out: dict[tuple, Series] = {}
-    for row in query(sql, *params, needs=needs):
-        key = tuple(row[a] for a in aliases)
-        line = out.get(key)
-        if line is None:
-            line = out[key] = Series(key, readings=int(row["n"]))
-            if row["n"] > limit:
-                line.bucket_s = (float(row["hi"]) - float(row["lo"])) / buckets
-        line.t.append(row["t"])
-        line.e.append(float(row["e"]))
-        line.v.append(float(row["v"]))
-    return list(out.values())
-
-
-def gap_threshold(line: Series) -> float | None:
-    """Seconds between two drawn points above which the line breaks (no line across a
-    period without readings): 3 typical poll intervals, and when downsampled 2.5 buckets."""
-    if len(line.e) < 3:
-        return None
-    steps = sorted(b - a for a, b in zip(line.e, line.e[1:], strict=False) if b > a)
-    if not steps:
-        return None
-    if line.downsampled:
-        typical = (line.e[-1] - line.e[0]) / max(1, line.readings - 1)
-        return max(3 * typical, 2.5 * (line.bucket_s or 0))
-    return 3 * steps[len(steps) // 2]
-
-
 POWER_TOPICS = ("total/pv_power", "total/load_power", "total/battery_power")
-
-
-def solarassistant_power(query: Query, since: datetime, bound: int) -> list[Series]:
-    """PV/load/battery power per (site, topic) since ``since``."""
-    return series(
-        query,
-        "solarassistant.metrics",
-        ["CAST(site_id AS VARCHAR)", "topic"],
-        "polled_at",
-        "value_number",
-        "topic IN (?, ?, ?) AND polled_at >= ?",
-        [*POWER_TOPICS, since],
-        bound,
-        ["solarassistant.metrics"],
-    )
 
 
 def solarassistant_sites(query: Query) -> Rows:
@@ -445,20 +340,6 @@ def tesla_energy_daily(query: Query) -> tuple[Rows, str]:
         needs=["analytics.tesla_energy_daily"],
     )
     return rows, "UTC"
-
-
-def tesla_soc(query: Query, since: datetime, bound: int) -> list[Series]:
-    return series(
-        query,
-        "tesla.battery_soe",
-        ["gateway"],
-        "polled_at",
-        "percentage",
-        "polled_at >= ?",
-        [since],
-        bound,
-        ["tesla.battery_soe"],
-    )
 
 
 # --------------------------------------------------------------------------- values

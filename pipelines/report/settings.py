@@ -50,10 +50,6 @@ class ReportSettings:
     funnel_from: date | None
     funnel_to: date | None
 
-    @property
-    def zone_label(self) -> str:
-        return self.zone_name
-
 
 def _date(key: str, value: str | None) -> date | None:
     if value in (None, ""):

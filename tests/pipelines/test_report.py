@@ -390,6 +390,14 @@ def test_cannot_read_now_only_when_the_warehouse_is_held(isolated_dlt: Path, cap
     assert f"cannot read {warehouse} now" in capsys.readouterr().err
 
 
+def test_a_file_that_is_no_warehouse_is_not_called_busy(isolated_dlt: Path, capsys) -> None:
+    warehouse = isolated_dlt / "notes.duckdb"
+    warehouse.write_text("not a database\n")
+    assert cli.main(["--warehouse", str(warehouse), "report"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot open {warehouse}: IOException" in err and "now" not in err
+
+
 def test_nothing_readable_fails_without_blaming_a_lock(tmp_path: Path) -> None:
     from pipelines.destinations import DuckDBWarehouse, Reader
     from pipelines.report import NothingReadable, write_report
@@ -467,7 +475,11 @@ def test_heat_site_without_a_schedule_is_shown() -> None:
     start = datetime(2026, 6, 1, 9)
     entries = [
         {"site_id": "a", "site_name": "Roof", "asset": "grid", "type": "limit", "value": 5.0,
-         "start_at": start, "end_at": start + timedelta(hours=2)},
+         "start_at": start + timedelta(hours=h), "end_at": start + timedelta(hours=h + 1)}
+        for h in range(4)
+    ] + [
+        {"site_id": "a", "site_name": "Roof", "asset": "grid", "type": "limit", "value": 7.0,
+         "start_at": datetime(2016, 2, 29, 9), "end_at": datetime(2016, 2, 29, 10)},
     ]  # fmt: skip
     sites = [
         {"site_id": s, "site_name": n} for s, n in (("a", "Roof"), ("b", "Roof"), ("c", "Barn"))
@@ -479,6 +491,11 @@ def test_heat_site_without_a_schedule_is_shown() -> None:
         ("Roof (b): schedule in force", True),
     ]
     assert charts[0].empty == "No schedule entries in force for this site (latest snapshot)."
+    roof = charts[1].figure.to_plotly_json()
+    (trace,) = roof["data"]
+    assert list(trace["text"]) == ["5", "5", "5", "5"]  # the 2016 entry is not drawn ...
+    assert roof["layout"]["xaxis"]["range"] == ["2026-06-01T09:00:00", "2026-06-01T13:00:00"]
+    assert "Not drawn, far from the other entries: 1 entry starting 2016-02-29" in charts[1].note
 
 
 def test_report_timezone_is_checked(isolated_dlt: Path, monkeypatch, capsys) -> None:
