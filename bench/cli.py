@@ -454,6 +454,13 @@ def scenario_publish(bench: Bench, results: dict[str, Any]) -> None:
     run(bench, results)
 
 
+def scenario_report(bench: Bench, results: dict[str, Any]) -> None:
+    """8: the report page with a week of 5 s polls: load time in Chromium, HTML size."""
+    from bench.report_page import scenario_report as run
+
+    run(bench, results)
+
+
 SCENARIOS = {
     "1": scenario_backfill,
     "2": scenario_memory,
@@ -462,6 +469,7 @@ SCENARIOS = {
     "5": scenario_destinations,
     "6": scenario_lake,
     "7": scenario_publish,
+    "8": scenario_report,
 }
 
 
@@ -507,7 +515,8 @@ def main(argv: list[str] | None = None) -> int:
         "--only", action="append", choices=sorted(SCENARIOS), help="run only these groups "
         "(1 = backfill, profile, no-op, incremental; 2 = memory; 3 = rate limit; "
         "4 = per-site fan-out of HEAT and SolarAssistant; 5 = backfill into Postgres vs "
-        "DuckDB; 6 = the Delta lake; 7 = publishing the DuckDB file for BI)",
+        "DuckDB; 6 = the Delta lake; 7 = publishing the DuckDB file for BI; 8 = the report "
+        "page with a week of 5 s polls)",
     )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the temp dirs (logs, DBs)")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")

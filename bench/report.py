@@ -186,6 +186,10 @@ def render(results: dict[str, Any]) -> str:
 
     lines += render_publish(results)
 
+    from bench.report_page import render_report_page
+
+    lines += render_report_page(results)
+
     p = results.get("profile")
     if p:
         if p.get("error"):

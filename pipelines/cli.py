@@ -31,7 +31,14 @@ A source is stale when its last success is older than [sources.<name>] expected_
     "report": """examples:
   solarsync report                          # -> warehouse/solarsync-report.html
   solarsync report --output /srv/www/solar.html
-The page is one self-contained file (opens offline, no CDN).""",
+  solarsync report --timezone Europe/Berlin # every time axis in Berlin time
+The page is one self-contained file (opens offline, no CDN). Settings ([solarsync] in
+.dlt/config.toml, or SOLARSYNC__<KEY>): report_timezone (default UTC; the machine's TZ never
+matters), report_max_points (readings drawn per series before min/max downsampling, default
+2000; 0 = all), report_leaderboard_top (default 25), report_funnel_from / report_funnel_to
+(YYYY-MM-DD: the weeks the weekly funnel shows; default: where the data is, outliers named).
+A chart that cannot be read shows why; the command fails only when the warehouse cannot be
+opened or nothing at all can be read.""",
     "check": """examples:
   solarsync check                    # every configured source
   solarsync check solarknock""",
@@ -139,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         metavar="PATH",
         help="where to write it (default: next to the warehouse, <name>-report.html)",
+    )
+    report.add_argument(
+        "--timezone",
+        metavar="ZONE",
+        help="IANA zone of every time on the page (default: [solarsync] report_timezone, UTC)",
     )
 
     check = add("check", "verify credentials and reachability; loads nothing")

@@ -345,10 +345,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     if warehouse is None:
         return EXIT_USAGE
     try:
-        path = write_report(warehouse, Path(args.output) if args.output else None)
+        path = write_report(
+            warehouse, Path(args.output) if args.output else None, timezone=args.timezone
+        )
     except WarehouseUnreadable as exc:
         logger.error("report: %s", redact(exc))
         return EXIT_FAILED
+    except SolarsyncError as exc:  # a report_* setting that is not valid
+        logger.error("report: %s", redact(exc))
+        return exc.exit_code
     out(f"report: {path.resolve()}")
     return EXIT_OK
 

@@ -1,26 +1,26 @@
-"""The report's charts: Plotly figures built from the rows of ``pipelines.report.data``.
+"""The report's charts: Plotly figures built from what ``data`` and ``solarknock`` read.
 
 A chart without data carries the reason instead of a figure (the page says so; no empty
-axes). Every figure is plain lists (exact numbers in the page, readable by tests and people).
+axes); a chart whose query failed carries the error. Every figure is plain lists (exact
+numbers in the page, readable by tests and people); instants are naive wall-clock ISO text
+in the report's zone, which every time axis names. Energy charts: ``charts_energy``.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 import plotly.graph_objects as go
 
-from pipelines.report.data import Rows, iso
+from pipelines.report.axes import DAY_MS, count_axis, day_axis, outliers_apart, steps, time_axis
+from pipelines.report.data import Rows, iso, number
+from pipelines.report.solarknock import Funnel, Leaderboard
 
 OK, FAILED = "#2e7d32", "#c62828"
 STAGES = ("knocks", "leads", "appointments")
-POWER_NAMES = {
-    "total/pv_power": "PV",
-    "total/load_power": "load",
-    "total/battery_power": "battery",
-}
+STAGE_COLORS = {"knocks": "#9db4cc", "leads": "#e07b39", "appointments": "#2e7d32"}
 
 
 @dataclass
@@ -30,29 +30,47 @@ class Chart:
     figure: go.Figure | None = None
     empty: str | None = None  # why there is nothing to show
     note: str = ""
+    failed: bool = False  # ``empty`` is the error that stopped this chart
 
 
-def _layout(fig: go.Figure, height: int = 360, **kwargs: Any) -> go.Figure:
-    margin = {"l": 60, "r": 20, "t": 30, "b": 50} | kwargs.pop("margin", {})
+def layout(fig: go.Figure, height: int = 360, **kwargs: Any) -> go.Figure:
+    margin = {"l": 60, "r": 20, "t": 30, "b": 60} | kwargs.pop("margin", {})
     fig.update_layout(
         template="plotly_white",
         height=height,
         margin=margin,
-        legend={"orientation": "h", "y": -0.18},
+        legend={"orientation": "h", "y": -0.25},
         **kwargs,
     )
     return fig
 
 
-def _no(chart_id: str, title: str, why: str) -> Chart:
-    return Chart(chart_id, title, empty=why)
+def no_data(chart_id: str, title: str, why: str, note: str = "") -> Chart:
+    return Chart(chart_id, title, empty=why, note=note)
+
+
+def failed(chart_id: str, title: str, exc: BaseException) -> Chart:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return Chart(
+        chart_id,
+        title,
+        empty=f"This chart could not be drawn: {type(exc).__name__}: {text}"[:600],
+        failed=True,
+    )
+
+
+def plural(n: int, word: str) -> str:
+    """``1 knock``, ``3 knocks``, ``2 entries``, ``2 series``."""
+    if n != 1 and not word.endswith("s"):
+        word = word[:-1] + "ies" if word.endswith("y") and word[-2] not in "aeiou" else word + "s"
+    return f"{n:,} {word}"
 
 
 # --------------------------------------------------------------------------- freshness
-def runs_timeline(runs: Rows, days: int) -> Chart:
+def runs_timeline(runs: Rows, days: int, zone: str) -> Chart:
     title = f"Runs of the last {days} days"
     if not runs:
-        return _no("freshness-runs", title, f"No runs recorded in the last {days} days.")
+        return no_data("freshness-runs", title, f"No runs recorded in the last {days} days.")
     fig = go.Figure()
     for status, color, symbol in (("ok", OK, "circle"), ("failed", FAILED, "x")):
         chosen = [r for r in runs if (r["status"] == "ok") == (status == "ok")]
@@ -73,189 +91,172 @@ def runs_timeline(runs: Rows, days: int) -> Chart:
                 "%{customdata[2]} requests<br>%{customdata[3]}<extra>" + status + "</extra>",
             )
         )
-    return Chart("freshness-runs", title, _layout(fig, 280, yaxis={"type": "category"}))
+    finished = [r["finished_at"] for r in runs]
+    xaxis = time_axis(zone, "finished", min(finished), max(finished), least=timedelta(hours=2))
+    return Chart(
+        "freshness-runs",
+        title,
+        layout(fig, 300, xaxis=xaxis, yaxis={"type": "category", "automargin": True}),
+    )
 
 
 # --------------------------------------------------------------------------- SolarKnock
-def funnel_weekly(rows: Rows) -> Chart:
-    title = "Knocks → leads → appointments created per week"
-    if not rows:
-        return _no("sk-funnel-weekly", title, "No SolarKnock knocks, leads or appointments.")
-    weeks = sorted({iso(r["week"]) for r in rows})
-    counts = {(iso(r["week"]), r["stage"]): r["n"] for r in rows}
+def _weeks_shown(
+    weights: dict[date, int], first: date | None, last: date | None
+) -> tuple[date, date]:
+    data_first, data_last, _ = outliers_apart(weights, 7)
+    monday = lambda d: d - timedelta(days=d.weekday())  # noqa: E731
+    first = monday(first) if first else data_first
+    last = monday(last) if last else data_last
+    if last < first:
+        last = first
+    return first, last
+
+
+def funnel_weekly(
+    funnel: Funnel, zone: str, first: date | None = None, last: date | None = None
+) -> Chart:
+    """Rows created per week, all on one count axis (leads never look as many as knocks)."""
+    chart_id, title = "sk-funnel-weekly", "Knocks → leads → appointments created per week"
+    weights: dict[date, int] = {}
+    for counts in funnel.counts.values():
+        for week, n in counts.items():
+            weights[week] = weights.get(week, 0) + n
+    notes = list(funnel.notes)
+    if not weights:
+        return no_data(
+            chart_id, title, "No SolarKnock knocks, leads or appointments.", " ".join(notes)
+        )
+    chosen = bool(first or last)
+    first, last = _weeks_shown(weights, first, last)
+    weeks = steps(first, last, 7)
     fig = go.Figure()
+    largest = 0
     for stage in STAGES:
-        y = [counts.get((w, stage), 0) for w in weeks]
-        if stage == "knocks":  # knocks outnumber the rest: bars on the left axis
-            fig.add_trace(go.Bar(name=stage, x=weeks, y=y, marker={"color": "#9db4cc"}))
+        counts = funnel.counts.get(stage)
+        if counts is None:
+            continue
+        # a week without any row at all is a gap (None), not a week of zero
+        y = [counts.get(w, 0) if w in weights else None for w in weeks]
+        largest = max([largest, *(v for v in y if v)])
+        common = {"name": stage, "x": [iso(w) for w in weeks], "y": y}
+        hover = "week of %{x|%Y-%m-%d}: %{y:,d} " + stage + "<extra></extra>"
+        if stage == "knocks":
+            fig.add_trace(
+                go.Bar(
+                    **common,
+                    width=0.8 * 7 * DAY_MS,  # a lone week is not drawn 1 ms wide
+                    marker={"color": STAGE_COLORS[stage]},
+                    hovertemplate=hover,
+                )
+            )
         else:
-            fig.add_trace(go.Scatter(name=stage, x=weeks, y=y, mode="lines+markers", yaxis="y2"))
-    return Chart(
-        "sk-funnel-weekly",
-        title,
-        _layout(
-            fig,
-            xaxis={"title": "week (Monday, UTC)"},
-            yaxis={"title": "knocks"},
-            yaxis2={"title": "leads, appointments", "overlaying": "y", "side": "right"},
-        ),
-        note="Live rows (soft-deleted excluded), by the week they were created: knocks as "
-        "bars (left axis), leads and appointments as lines (right axis).",
+            fig.add_trace(
+                go.Scatter(
+                    **common,
+                    mode="lines+markers",
+                    connectgaps=False,
+                    line={"color": STAGE_COLORS[stage]},
+                    hovertemplate=hover,
+                )
+            )
+    outside = {
+        stage: {w: n for w, n in counts.items() if w < first or w > last}
+        for stage, counts in funnel.counts.items()
+    }
+    if any(outside.values()):
+        weeks_out = sorted({w for counts in outside.values() for w in counts})
+        listed = ", ".join(w.isoformat() for w in weeks_out[:5])
+        more = f" and {len(weeks_out) - 5} more" if len(weeks_out) > 5 else ""
+        what = ", ".join(
+            plural(sum(c.values()), stage.rstrip("s")) for stage, c in outside.items() if c
+        )
+        if chosen:
+            notes.append(
+                f"Not drawn: {what} created in the weeks of {listed}{more}, outside the weeks "
+                f"chosen ({first} to {last}: [solarsync] report_funnel_from / _to); they "
+                "count in the totals below."
+            )
+        else:
+            notes.append(
+                f"Outliers not drawn: {what} created in the weeks of {listed}{more}, far from "
+                f"the weeks shown ({first} to {last}); they count in the totals below. "
+                "[solarsync] report_funnel_from / report_funnel_to set the weeks shown."
+            )
+    empty_weeks = sum(1 for w in weeks if w not in weights)
+    if empty_weeks:
+        notes.append(f"{plural(empty_weeks, 'week')} without any row: left as gaps.")
+    fig = layout(
+        fig,
+        xaxis=day_axis(zone, "week starting Monday", first, last, step_days=7),
+        yaxis=count_axis("rows created", largest),
+        barmode="overlay",
     )
+    notes.insert(
+        0,
+        "Live rows (soft-deleted excluded), by the week they were created; one axis for all "
+        "three stages.",
+    )
+    return Chart(chart_id, title, fig, note=" ".join(notes))
 
 
-def funnel_totals(rows: Rows) -> Chart:
+def funnel_totals(funnel: Funnel) -> Chart:
     title = "Funnel over every loaded week"
-    totals = {stage: sum(r["n"] for r in rows if r["stage"] == stage) for stage in STAGES}
+    totals = {s: sum(funnel.counts.get(s, {}).values()) for s in STAGES if s in funnel.counts}
     if not any(totals.values()):
-        return _no("sk-funnel-total", title, "No SolarKnock knocks, leads or appointments.")
+        return no_data("sk-funnel-total", title, "No SolarKnock knocks, leads or appointments.")
     fig = go.Figure(
-        go.Funnel(y=list(STAGES), x=[totals[s] for s in STAGES], textinfo="value+percent initial")
+        go.Funnel(
+            y=list(totals),
+            x=list(totals.values()),
+            texttemplate="%{value:,d} (%{percentInitial:.1%})",
+            hovertemplate="%{y}: %{x:,d}<extra></extra>",
+        )
     )
-    return Chart("sk-funnel-total", title, _layout(fig, 280))
+    return Chart(
+        "sk-funnel-total",
+        title,
+        layout(fig, 280, xaxis={"tickformat": ",d"}),
+        note="Percentages are of the first stage shown.",
+    )
 
 
-def leaderboard(rows: Rows) -> Chart:
-    if not rows:
-        return _no("sk-leaderboard", "Rep leaderboard", "No SolarKnock daily stats.")
-    title = f"Rep leaderboard: top {len(rows)} by knocks"
-    ordered = list(reversed(rows))  # the best rep on top
+def leaderboard(board: Leaderboard, top: int) -> Chart:
+    chart_id = "sk-leaderboard"
+    if not board.reps:
+        return no_data(chart_id, "Rep leaderboard", "No SolarKnock daily stats.")
+    measure = "knocks" if "knocks" in board.sources else next(iter(board.sources))
+    shown = board.reps[:top]
+    title = f"Rep leaderboard: top {len(shown)} of {len(board.reps)} reps by {measure}"
+    others = [m for m in ("knocks", "leads", "appointments", "deals") if m in board.sources]
+
+    def text(rep: Any) -> str:
+        return " · ".join(f"{number(rep.get(m)):,} {m}" for m in others)
+
     fig = go.Figure(
         go.Bar(
-            name="knocks",
+            name=measure,
             orientation="h",
-            x=[r["knocks"] for r in ordered],
-            y=[r["rep"] for r in ordered],
-            text=[
-                f"{r['knocks']} knocks · {r['leads']} leads · {r['appointments']} appts · "
-                f"{r['deals']} deals"
-                for r in ordered
-            ],
+            x=[rep.get(measure) for rep in shown],
+            y=[rep.label for rep in shown],
+            customdata=[rep.user_id for rep in shown],
+            text=[text(rep) for rep in shown],
             textposition="auto",
+            hovertemplate="%{y} (user %{customdata})<br>%{text}<extra></extra>",
         )
     )
+    fig = layout(
+        fig,
+        90 + 26 * len(shown),
+        xaxis=count_axis(measure, max(rep.get(measure) for rep in shown)),
+        yaxis={"type": "category", "autorange": "reversed", "automargin": True},
+        margin={"l": 20},
+    )
+    sources = "; ".join(f"{m}: {where}" for m, where in board.sources.items())
     return Chart(
-        "sk-leaderboard",
+        chart_id,
         title,
-        _layout(fig, 60 + 28 * len(rows), yaxis={"type": "category"}, margin={"l": 160}),
-        note="Sums of analytics.rep_daily_activity over every loaded day.",
+        fig,
+        note=f"Sums over every loaded day, one bar per rep (user id); reps who share a name "
+        f"show their user id. From {sources}.",
     )
-
-
-# --------------------------------------------------------------------------- HEAT
-def heat_timelines(rows: Rows) -> list[Chart]:
-    if not rows:
-        return [_no("heat-schedule", "HEAT schedules", "No HEAT schedule entries.")]
-    by_site: dict[str, Rows] = defaultdict(list)
-    for row in rows:
-        by_site[row["site_name"]].append(row)
-    charts = []
-    for n, (site, entries) in enumerate(sorted(by_site.items())):
-        fig = go.Figure()
-        for asset in sorted({e["asset"] for e in entries}):
-            mine = [e for e in entries if e["asset"] == asset]
-            fig.add_trace(
-                go.Bar(
-                    name=asset,
-                    orientation="h",
-                    base=[iso(e["start_at"]) for e in mine],
-                    x=[(e["end_at"] - e["start_at"]).total_seconds() * 1000 for e in mine],
-                    y=[f"{e['asset']} {e['type']}" for e in mine],
-                    text=[_num(e["value"]) for e in mine],
-                    customdata=[[iso(e["start_at"]), iso(e["end_at"])] for e in mine],
-                    hovertemplate="%{y}: %{text}<br>%{customdata[0]} → %{customdata[1]}"
-                    "<extra></extra>",
-                )
-            )
-        fig = _layout(
-            fig,
-            80 + 34 * len({(e["asset"], e["type"]) for e in entries}),
-            xaxis={"type": "date"},
-            yaxis={"type": "category", "autorange": "reversed"},
-            margin={"l": 170},
-        )
-        charts.append(Chart(f"heat-schedule-{n}", f"{site}: schedule in force", fig))
-    return charts
-
-
-# --------------------------------------------------------------------------- SolarAssistant
-def solarassistant_power(readings: Rows, sites: Rows, hours: int) -> list[Chart]:
-    silent = [s for s in sites if s["site_name"] not in {r["site_name"] for r in readings}]
-    note = ""
-    if silent:
-        note = "No readings in the last {} h: {}.".format(
-            hours,
-            ", ".join(
-                f"{s['site_name']} (last poll {s['last_status'] or 'none'}"
-                f"{': ' + s['last_reason'] if s['last_reason'] else ''})"
-                for s in silent
-            ),
-        )
-    if not readings:
-        why = f"No SolarAssistant PV, load or battery readings in the last {hours} hours."
-        return [Chart("sa-power", "SolarAssistant power", empty=why, note=note)]
-    by_site: dict[str, Rows] = defaultdict(list)
-    for row in readings:
-        by_site[row["site_name"]].append(row)
-    charts = []
-    for n, (site, rows) in enumerate(sorted(by_site.items())):
-        fig = go.Figure()
-        for topic, name in POWER_NAMES.items():
-            mine = [r for r in rows if r["topic"] == topic]
-            if mine:
-                fig.add_trace(
-                    go.Scatter(
-                        name=name,
-                        x=[iso(r["polled_at"]) for r in mine],
-                        y=[r["value_number"] for r in mine],
-                        mode="lines+markers",
-                    )
-                )
-        unit = rows[0]["unit"] or "W"
-        fig = _layout(fig, 300, yaxis={"title": unit})
-        charts.append(Chart(f"sa-power-{n}", f"{site}: power (last {hours} h)", fig))
-    charts[-1].note = note
-    return charts
-
-
-# --------------------------------------------------------------------------- Tesla
-def tesla_energy(rows: Rows) -> Chart:
-    title = "Energy per day and meter (kWh, UTC days)"
-    if not rows:
-        return _no("tesla-energy", title, "No Tesla energy yet (it needs two meter readings).")
-    fig = go.Figure()
-    for direction in ("imported", "exported"):
-        for key in sorted({(r["gateway"], r["meter"]) for r in rows}):
-            mine = [r for r in rows if (r["gateway"], r["meter"]) == key]
-            fig.add_trace(
-                go.Bar(
-                    name=f"{key[0]} {key[1]} {direction}",
-                    x=[iso(r["day"]) for r in mine],
-                    y=[r[f"{direction}_kwh"] for r in mine],
-                )
-            )
-    return Chart("tesla-energy", title, _layout(fig, barmode="group", yaxis={"title": "kWh"}))
-
-
-def tesla_soc(rows: Rows, days: int) -> Chart:
-    title = f"Battery state of charge (last {days} days)"
-    if not rows:
-        return _no("tesla-soc", title, f"No battery state of charge in the last {days} days.")
-    fig = go.Figure()
-    for gateway in sorted({r["gateway"] for r in rows}):
-        mine = [r for r in rows if r["gateway"] == gateway]
-        fig.add_trace(
-            go.Scatter(
-                name=gateway,
-                x=[iso(r["polled_at"]) for r in mine],
-                y=[r["percentage"] for r in mine],
-                mode="lines+markers",
-            )
-        )
-    return Chart("tesla-soc", title, _layout(fig, 300, yaxis={"title": "%", "range": [0, 100]}))
-
-
-def _num(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return "" if value is None else str(value)

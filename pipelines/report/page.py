@@ -35,6 +35,7 @@ th { background: #f0f2f5; }
 .state-failed { background: #fde4e4; color: #c62828; }
 .state-never-run { background: #eee; color: #666; }
 .error { color: #c62828; }
+.nodata.error { font-style: normal; border-color: #e8a9a9; background: #fdf3f3; }
 """
 
 
@@ -51,9 +52,12 @@ def chart_html(chart: Chart) -> str:
     title = f"<h3>{html.escape(chart.title)}</h3>"
     note = f'<p class="note">{html.escape(chart.note)}</p>' if chart.note else ""
     if chart.figure is None:
+        cls, why = (
+            ("chart empty failed", "nodata error") if chart.failed else ("chart empty", "nodata")
+        )
         return (
-            f'<figure class="chart empty" data-chart="{chart.id}">{title}'
-            f'<p class="nodata">{html.escape(chart.empty or "No data.")}</p>{note}</figure>'
+            f'<figure class="{cls}" data-chart="{chart.id}">{title}'
+            f'<p class="{why}">{html.escape(chart.empty or "No data.")}</p>{note}</figure>'
         )
     body = chart.figure.to_html(
         full_html=False,

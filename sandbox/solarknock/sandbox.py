@@ -233,6 +233,12 @@ class SolarKnockSandbox:
 
     # -- mutations -------------------------------------------------------------
 
+    def rewrite(self, endpoint: str, fn: Callable[[dict], dict]) -> None:
+        """Serve ``fn(row)`` instead of every row of ``endpoint`` from now on (``truth()``
+        too), e.g. the shapes the vendor's docs leave open: a field under another name, reps
+        who share a name, an outlier date. ``fn`` must keep the row's key fields."""
+        self._store.rewrite(_normalize(endpoint), fn)
+
     def update(self, endpoint: str, n: int = 1, ids: Iterable[Any] | None = None) -> list[Key]:
         return self._store.update(
             _normalize(endpoint), n, ids, self._now_ms(), self._visibility_delay

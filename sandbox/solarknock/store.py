@@ -187,6 +187,16 @@ class Store:
             self.promote()
             return len(self._pending)
 
+    def rewrite(self, endpoint: str, fn: Callable[[dict], dict]) -> None:
+        """Every committed row of ``endpoint`` replaced by ``fn(row)`` (keys kept)."""
+        with self.lock:
+            self.promote()
+            t = self.tables[endpoint]
+            rows = [fn(orjson.loads(t.rows[k])) for _, k in t.index]
+            fresh = Table(endpoint)
+            fresh.load(rows)
+            self.tables[endpoint] = fresh
+
     # -- reads -----------------------------------------------------------------
 
     def truth(self, endpoint: str) -> list[dict]:
