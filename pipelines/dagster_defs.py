@@ -374,7 +374,7 @@ def solarsync_definitions(
             "(the Dagster code server) sees no source's credentials"
         )
         hint = (
-            f"list them where the code server runs: {_env_name(SOURCES_SETTING)}=solarknock,heat "
+            f"List them where the code server runs: {_env_name(SOURCES_SETTING)}=solarknock,heat "
             f'(or all), or dagster_sources = ["solarknock"] under [solarsync] in '
             f"{project_dir() / '.dlt' / 'config.toml'}, or solarsync_definitions(sources=[...]); "
             "credentials are needed only where runs execute"

@@ -586,6 +586,25 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
+def test_dagster_loads_the_code_location_only_with_a_source_list(tmp_path):
+    """`dagster definitions validate` as Dagster loads the module, in a code server without
+    credentials: with no source listed it fails naming the setting; listed, it loads."""
+    command = [str(DAGSTER), "definitions", "validate", "-m", "pipelines.dagster_defs"]
+    for sources, code in ((None, 1), ("all", 0)):
+        extra = {"SOLARSYNC__DAGSTER_SOURCES": sources} if sources else {}
+        done = subprocess.run(
+            command,
+            cwd=tmp_path,
+            env=dagster_env(tmp_path, **extra),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        output = done.stdout + done.stderr
+        assert done.returncode == code, output[-3000:]
+        assert ("SOLARSYNC__DAGSTER_SOURCES" in output) == (sources is None), output[-3000:]
+
+
 @pytest.mark.parametrize(
     ("where", "duckdb_file"),
     [
