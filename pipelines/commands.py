@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import sys
@@ -120,9 +119,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 def _backfill_followers(spec: registry.SourceSpec) -> dict[str, tuple[str, ...]]:
     """The source's ``backfill_followers()``: tables a backfill of a table runs too."""
-    hook = getattr(importlib.import_module(spec.module), "backfill_followers", None)
     try:
-        return dict(hook()) if hook else {}
+        return spec.followers()
     except Exception:  # a bad setting: the run itself reports it, naming the setting
         logger.debug("%s: backfill_followers() failed", spec.name, exc_info=True)
         return {}

@@ -1,47 +1,83 @@
 """solarsync on Dagster: one multi-asset per source, a job and a schedule each.
 
-Drop-in file for a Dagster code location (``pip install -e '.[dagster]'``)::
+The code location is this module (``pyproject.toml``'s ``[tool.dagster]`` names it, so
+``dagster dev`` from the project directory finds it; elsewhere ``dagster dev -m
+pipelines.dagster_defs``). Its ``defs`` is :func:`solarsync_definitions` with every setting
+read from solarsync's configuration; a code location of your own can call it with arguments::
 
     # definitions.py
     from pipelines.dagster_defs import solarsync_definitions
 
-    defs = solarsync_definitions()            # every configured source, shared destination
+    defs = solarsync_definitions(["solarknock", "heat"], destination="postgres")
 
 Each asset runs :func:`pipelines.runner.run_source`: the same runner as ``solarsync run``, so
 pending packages of a killed run are completed first, analytics views are published, and run
 history is the same. What Dagster adds: the schedule, retries with back-off, one asset key per
-table (``<source>/<table>``) with row counts as metadata, and the run in its UI.
+table a source loads (``<source>/<table>``, :meth:`pipelines.registry.SourceSpec.loaded_tables`)
+with row counts as metadata, and the run in its UI.
 
+- **Which sources**: ``sources=[...]``, else ``[solarsync] dagster_sources`` (env
+  ``SOLARSYNC__DAGSTER_SOURCES=solarknock,heat`` or ``all``), else the sources whose credentials
+  the code server itself can see. The list never depends on credentials when it is given:
+  a code server without secrets (secrets injected into run workers only) still defines every
+  asset, and a run without them fails at once naming the missing setting. With no source at
+  all, loading the definitions fails with an error that names the setting.
+- **Where settings come from** (dlt's config providers, first match wins): environment
+  variables, then ``<project dir>/.dlt/secrets.toml`` and ``config.toml``, then ``~/.dlt/``.
+  The project directory (:func:`project_dir`) is ``DLT_PROJECT_DIR``, else the directory
+  Dagster started in when it has a ``.dlt/`` folder, else solarsync's checkout (an editable
+  install), else the directory Dagster started in.
+- **Where the warehouse lands**: a relative DuckDB path (the default
+  ``warehouse/solarsync.duckdb``, or ``DESTINATION__DUCKDB__CREDENTIALS``) is relative to the
+  project directory, not to the directory Dagster happened to start in; an absolute path is
+  used as is. Lead attachments land next to it (``warehouse/blobs/solarknock``).
 - **Any worker**: dlt restores a pipeline's state (checkpoints) from the destination when the
   worker's local pipeline directory is empty, so give every worker the same shared destination
   (``SOLARSYNC__DESTINATION=postgres`` or ``filesystem`` with an ``s3://`` bucket), never the
   local DuckDB file. A retry on another worker re-extracts what the killed attempt had not
   loaded; loads are merges, so nothing is duplicated.
 - **Retries**: 5xx, timeouts and 429 storms raise a retryable failure (3 retries, exponential
-  back-off from 60 s, jitter); a rejected credential, a lapsed subscription or a configuration
-  error fails at once without retries (no retry storm against an API that said no).
+  back-off from 60 s, jitter); a rejected credential, a lapsed subscription, a missing or
+  invalid setting fails at once without retries (no retry storm against an API that said no).
+- **Schedules** run in ``[solarsync] dagster_timezone`` (``SOLARSYNC__DAGSTER_TIMEZONE``, an
+  IANA name), by default the machine's own zone, as cron does; Dagster alone would use UTC.
 - **Secrets** come from the worker's environment (``SOURCES__<SOURCE>__<KEY>``,
-  ``DESTINATION__POSTGRES__CREDENTIALS``, ...), which is how Dagster deployments inject their
-  secret store; they are never run config, never rendered, and every log line is scrubbed.
+  ``DESTINATION__POSTGRES__CREDENTIALS``, ...) or the project's ``.dlt/secrets.toml``; they are
+  never run config, never rendered, and every log line is scrubbed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import dagster as dg
+import dlt
 
 from pipelines import history, registry
-from pipelines.destinations import resolve
+from pipelines.destinations import configured_kind, duckdb_path, resolve
 from pipelines.runner import SourceResult, run_source
 from sources.common import ConfigurationError, install_log_redaction
 from sources.common.errors import AuthenticationError
 from sources.common.redact import RedactingFilter
 
-#: when each source runs (cron, the worker's time zone); ``[sources.<name>] schedule`` overrides
+logger = logging.getLogger("solarsync")
+
+#: ``[solarsync] dagster_sources``: the sources the definitions hold (a list, ``"a,b"``, ``all``)
+SOURCES_SETTING = "solarsync.dagster_sources"
+#: ``[solarsync] dagster_timezone``: the schedules' time zone (IANA name)
+TIMEZONE_SETTING = "solarsync.dagster_timezone"
+DUCKDB_ENV = "DESTINATION__DUCKDB__CREDENTIALS"
+
+#: when each source runs (cron, in :func:`schedule_timezone`); ``[sources.<name>] schedule``
+#: overrides
 DEFAULT_SCHEDULES: Mapping[str, str] = {
     "solarknock": "15 2 * * *",  # nightly, as the README's cron line
     "heat": "0 * * * *",  # hourly snapshots keep the schedule history fine-grained
@@ -50,56 +86,214 @@ DEFAULT_SCHEDULES: Mapping[str, str] = {
 }
 #: exit codes of errors that another attempt cannot fix
 NOT_RETRYABLE = {AuthenticationError.exit_code, ConfigurationError.exit_code}
+#: errors (by class name) that another attempt cannot fix either: a setting dlt could not find
+NOT_RETRYABLE_CLASSES = {"ConfigFieldMissingException", "ConfigurationException"}
 RETRY_POLICY = dg.RetryPolicy(
     max_retries=3, delay=60, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
 
 _redaction = RedactingFilter()
+_CHECKOUT = Path(__file__).resolve().parents[1]
+#: the project directory whose .dlt/ dlt's TOML providers were last (re)loaded from
+_settings_read_from: str | None = None
+
+
+def _env_name(key: str) -> str:
+    return key.replace(".", "__").upper()
 
 
 def _scrub_logs() -> None:
     """Secrets never reach Dagster's captured logs, whatever handler Dagster installed."""
     install_log_redaction()
     for name in ("solarsync", "dlt"):
-        logger = logging.getLogger(name)
-        if _redaction not in logger.filters:
-            logger.addFilter(_redaction)
-        install_log_redaction(*logger.handlers)
+        logger_ = logging.getLogger(name)
+        if _redaction not in logger_.filters:
+            logger_.addFilter(_redaction)
+        install_log_redaction(*logger_.handlers)
 
 
 def _project_settings() -> None:
-    """A Dagster worker starts in its own directory: read solarsync's ``.dlt/config.toml``
-    (unless ``DLT_PROJECT_DIR`` says otherwise), as ``solarsync`` run from the project does."""
-    from pathlib import Path
+    """Point dlt at the project directory (see :func:`project_dir`) when ``DLT_PROJECT_DIR`` is
+    unset, and make dlt read its TOML files from there.
 
-    root = Path(__file__).resolve().parents[1]
-    if (root / ".dlt" / "config.toml").exists():
-        os.environ.setdefault("DLT_PROJECT_DIR", str(root))
+    dlt reads ``.dlt/*.toml`` once per process, from the project directory of that moment; a
+    code location that asked dlt for a setting before (or a ``DLT_PROJECT_DIR`` set later)
+    would go on reading another directory's files."""
+    global _settings_read_from
+    if not os.environ.get("DLT_PROJECT_DIR"):
+        if Path(".dlt").is_dir():
+            os.environ["DLT_PROJECT_DIR"] = str(Path.cwd())
+        elif (_CHECKOUT / ".dlt" / "config.toml").exists():
+            os.environ["DLT_PROJECT_DIR"] = str(_CHECKOUT)
+    run_dir = str(Path(dlt.current.run_context().run_dir).resolve())
+    if run_dir != _settings_read_from:
+        from dlt.common.configuration.container import Container
+        from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
+
+        Container()[PluggableRunContext].reload_providers()
+        _settings_read_from = run_dir
+
+
+def project_dir() -> Path:
+    """The directory whose ``.dlt/`` dlt reads and against which relative paths resolve:
+    ``DLT_PROJECT_DIR``; else the directory Dagster started in if it has a ``.dlt/``; else
+    solarsync's checkout (editable install); else the directory Dagster started in."""
+    _project_settings()
+    return Path(dlt.current.run_context().run_dir).resolve()
+
+
+def _duckdb_file() -> Path | None:
+    """The DuckDB warehouse file as an absolute path (relative: under :func:`project_dir`)."""
+    path = duckdb_path()
+    if str(path) in (":memory:", ""):
+        return None
+    return path if path.is_absolute() else project_dir() / path
+
+
+@contextlib.contextmanager
+def _paths_in_project() -> Iterator[None]:
+    """While a run executes: the DuckDB path (and with it the default blob directory next to
+    it) absolute under the project directory, whatever directory the worker runs in."""
+    path = _duckdb_file()
+    previous = os.environ.get(DUCKDB_ENV)
+    if path is not None:
+        os.environ[DUCKDB_ENV] = str(path)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(DUCKDB_ENV, None)
+        else:
+            os.environ[DUCKDB_ENV] = previous
+
+
+def warehouse_location(destination: str | None = None) -> str:
+    """Where runs load, for people: the DuckDB file's absolute path, or the destination kind
+    (whose credentials may exist only where runs execute)."""
+    kind = configured_kind(destination)
+    if kind == "duckdb":
+        path = _duckdb_file()
+        return str(path) if path else ":memory:"
+    return f"{kind} (DESTINATION__{kind.upper()}__... where runs execute)"
+
+
+def _setting(key: str) -> Any:
+    try:
+        return dlt.config.get(key)
+    except Exception:
+        return None
+
+
+def _parse_sources(value: Any, origin: str) -> list[str]:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                raise ConfigurationError(
+                    f"{origin} is not a list: {text!r}",
+                    hint='e.g. solarknock,heat or ["solarknock", "heat"] or all',
+                ) from None
+        else:
+            value = [part for part in re.split(r"[,\s]+", text) if part]
+    if not isinstance(value, list | tuple):
+        raise ConfigurationError(
+            f"{origin} must be a list of source names, not {value!r}",
+            hint='e.g. dagster_sources = ["solarknock", "heat"]',
+        )
+    names = [str(v).strip() for v in value if str(v).strip()]
+    if names == ["all"]:
+        return list(registry.SOURCES)
+    unknown = [n for n in names if n not in registry.SOURCES]
+    if unknown:
+        raise ConfigurationError(
+            f"{origin} names unknown source(s) {unknown}",
+            hint=f"choose from {', '.join(registry.SOURCES)} (or all)",
+        )
+    return list(dict.fromkeys(names))
+
+
+def dagster_sources(sources: Sequence[str] | None = None) -> tuple[list[str], str]:
+    """The sources the definitions hold, and where that list came from: ``sources``, else
+    ``[solarsync] dagster_sources``, else the sources whose credentials this process sees."""
+    if sources is not None:
+        return _parse_sources(list(sources), "solarsync_definitions(sources=...)"), "argument"
+    configured = _setting(SOURCES_SETTING)
+    if configured not in (None, "", []):
+        origin = f"[solarsync] dagster_sources ({_env_name(SOURCES_SETTING)})"
+        return _parse_sources(configured, origin), origin
+    detected = [spec.name for spec in registry.configured()]
+    return detected, "the credentials visible to this process"
+
+
+def machine_timezone() -> str:
+    """The machine's IANA time zone (``TZ``, ``/etc/timezone``, ``/etc/localtime``), as cron
+    uses it; UTC when none can be named."""
+    candidates = [os.environ.get("TZ", "").lstrip(":")]
+    with contextlib.suppress(OSError):
+        candidates.append(Path("/etc/timezone").read_text().strip())
+    with contextlib.suppress(OSError):
+        candidates.append(os.path.realpath("/etc/localtime"))
+    for candidate in candidates:
+        if "zoneinfo/" in candidate:
+            candidate = candidate.split("zoneinfo/", 1)[1]
+        if candidate and _is_zone(candidate):
+            return candidate
+    return "UTC"
+
+
+def _is_zone(name: str) -> bool:
+    if name.startswith("/") or name.startswith("."):
+        return False
+    try:
+        ZoneInfo(name)
+    except Exception:
+        return False
+    return True
+
+
+def schedule_timezone(timezone: str | None = None) -> str:
+    """``timezone``, else ``[solarsync] dagster_timezone``, else :func:`machine_timezone`."""
+    value = timezone or _setting(TIMEZONE_SETTING)
+    if value in (None, ""):
+        return machine_timezone()
+    value = str(value).strip()
+    if not _is_zone(value):
+        raise ConfigurationError(
+            f"[solarsync] dagster_timezone ({_env_name(TIMEZONE_SETTING)}) = {value!r} is not "
+            "an IANA time zone",
+            hint="e.g. UTC, Europe/Berlin, America/Los_Angeles",
+        )
+    return value
 
 
 def _schedule(source: str) -> str:
-    import dlt
-
-    try:
-        configured = dlt.config.get(f"sources.{source}.schedule")
-    except Exception:
-        configured = None
+    configured = _setting(f"sources.{source}.schedule")
     return str(configured or DEFAULT_SCHEDULES.get(source, "15 2 * * *"))
 
 
-def _materializations(spec: registry.SourceSpec, result: SourceResult):
-    for table in spec.resources:
+def _retryable(result: SourceResult) -> bool:
+    return result.exit_code not in NOT_RETRYABLE and result.error_class not in NOT_RETRYABLE_CLASSES
+
+
+def _materializations(
+    spec: registry.SourceSpec, tables: Sequence[str], result: SourceResult, where: str
+):
+    for table in tables:
         change = result.changes.get(table, {})
         metadata: dict[str, Any] = {"rows_loaded": result.rows.get(table, 0)}
         metadata.update({k: v for k, v in change.items() if k in ("new", "updated", "deleted")})
+        metadata["warehouse"] = where
         yield dg.MaterializeResult(asset_key=[spec.name, table], metadata=metadata)
 
 
 def source_assets(
     name: str, destination: str | None = None, retry_policy: dg.RetryPolicy = RETRY_POLICY
 ) -> dg.AssetsDefinition:
-    """The multi-asset that syncs source ``name`` (one asset key per table)."""
+    """The multi-asset that syncs source ``name``: one asset key per table it loads."""
     spec = registry.get(name)
+    tables = spec.loaded_tables()
 
     @dg.multi_asset(
         name=f"solarsync_{name}",
@@ -108,29 +302,46 @@ def source_assets(
                 key=[name, table],
                 group_name=name,
                 kinds={"dlt"},
-                description=f"{name}.{table}, synced by solarsync",
+                description=f"{name}.{table}, loaded by solarsync",
+                metadata={"dagster/table_name": f"{name}.{table}"},
             )
-            for table in spec.resources
+            for table in tables
         ],
         retry_policy=retry_policy,
         op_tags={"solarsync/source": name},
     )
     def _sync(context):  # no annotation: dagster reads it at runtime (postponed here)
         _scrub_logs()
-        _project_settings()
-        warehouse = resolve(destination)
-        context.log.info("solarsync: %s -> %s", name, warehouse.describe())
-        result = run_source(spec, warehouse)
-        history.load_into(warehouse)  # the run's row, journaled by run_source, into analytics
+        with _paths_in_project():
+            warehouse = resolve(destination)
+            where = warehouse.describe()
+            context.log.info("solarsync: %s -> %s", name, where)
+            result = run_source(spec, warehouse)
+            history.load_into(warehouse)  # the run's row, journaled by run_source, into analytics
         for warning in result.warnings:
             context.log.warning("%s: %s", name, warning)
         if not result.ok:
+            retryable = _retryable(result)
+            description = result.error or f"{name} failed"
+            if not retryable and result.exit_code != AuthenticationError.exit_code:
+                description += (
+                    f" (Dagster: settings are read where the run executes: its environment, "
+                    f"or .dlt/ in {project_dir()})"
+                )
             raise dg.Failure(
-                description=result.error or f"{name} failed",
+                description=description,
                 metadata={"exit_code": result.exit_code, **result.http},
-                allow_retries=result.exit_code not in NOT_RETRYABLE,
+                allow_retries=retryable,
             )
-        yield from _materializations(spec, result)
+        unexpected = sorted(set(result.rows) - set(tables))
+        if unexpected:  # a table the source does not declare: no asset key to report it on
+            context.log.warning(
+                "%s loaded table(s) without an asset key: %s (rows: %s)",
+                name,
+                ", ".join(unexpected),
+                {t: result.rows[t] for t in unexpected},
+            )
+        yield from _materializations(spec, tables, result, where)
 
     return _sync
 
@@ -139,16 +350,57 @@ def solarsync_definitions(
     sources: Sequence[str] | None = None,
     destination: str | None = None,
     schedules: Mapping[str, str] | None = None,
+    timezone: str | None = None,
+    retry_policy: dg.RetryPolicy = RETRY_POLICY,
 ) -> dg.Definitions:
-    """Assets, a job and a schedule per source (default: every configured source; the
-    destination: ``SOLARSYNC__DESTINATION`` / ``--destination``'s configuration)."""
+    """Assets, a job and a schedule per source.
+
+    Args:
+        sources: the sources (default: ``[solarsync] dagster_sources``, else the sources whose
+            credentials this process can see). Their assets exist whether or not their
+            credentials resolve here; a run needs them where it executes.
+        destination: ``duckdb``, ``postgres`` or ``filesystem`` (default:
+            ``SOLARSYNC__DESTINATION`` / ``[solarsync] destination``, else duckdb).
+        schedules: cron per source (default: ``[sources.<name>] schedule``, else
+            :data:`DEFAULT_SCHEDULES`).
+        timezone: the schedules' IANA time zone (default: :func:`schedule_timezone`).
+        retry_policy: for failures another attempt may fix (default: :data:`RETRY_POLICY`).
+    """
     _project_settings()
-    names = list(sources) if sources else [s.name for s in registry.configured()]
+    names, origin = dagster_sources(sources)
+    if not names:
+        message = (
+            "no sources for Dagster: [solarsync] dagster_sources is not set and this process "
+            "(the Dagster code server) sees no source's credentials"
+        )
+        hint = (
+            f"List them where the code server runs: {_env_name(SOURCES_SETTING)}=solarknock,heat "
+            f'(or all), or dagster_sources = ["solarknock"] under [solarsync] in '
+            f"{project_dir() / '.dlt' / 'config.toml'}, or solarsync_definitions(sources=[...]); "
+            "credentials are needed only where runs execute"
+        )
+        logger.error("solarsync: %s. %s", message, hint)
+        raise ConfigurationError(message, hint=hint)
+    zone = schedule_timezone(timezone)
+    where = warehouse_location(destination)
+    log = logger.warning if origin.startswith("the credentials") else logger.info
+    log(
+        "solarsync: Dagster assets for %s (from %s%s); warehouse %s; schedules in %s",
+        ", ".join(names),
+        origin,
+        f"; set {_env_name(SOURCES_SETTING)} to list them explicitly"
+        if origin.startswith("the credentials")
+        else "",
+        where,
+        zone,
+    )
     assets, jobs, scheduled = [], [], []
     for name in names:
-        asset = source_assets(name, destination)
+        asset = source_assets(name, destination, retry_policy)
         job = dg.define_asset_job(
-            f"solarsync_{name}_job", selection=dg.AssetSelection.assets(asset)
+            f"solarsync_{name}_job",
+            selection=dg.AssetSelection.assets(asset),
+            description=f"solarsync run {name} (into {where})",
         )
         cron = (schedules or {}).get(name) or _schedule(name)
         assets.append(asset)
@@ -158,7 +410,15 @@ def solarsync_definitions(
                 name=f"solarsync_{name}_schedule",
                 job=job,
                 cron_schedule=cron,
-                execution_timezone=os.environ.get("TZ", "UTC"),
+                execution_timezone=zone,
+                description=f"{cron} in {zone}",
             )
         )
     return dg.Definitions(assets=assets, jobs=jobs, schedules=scheduled)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The code location ``dagster dev`` loads (``[tool.dagster]`` in pyproject.toml, or
+    ``dagster dev -m pipelines.dagster_defs``): every setting from solarsync's configuration."""
+    return solarsync_definitions()

@@ -39,6 +39,22 @@ class SourceSpec:
             return self.tables
         return tuple(importlib.import_module(self.module).RESOURCE_NAMES)
 
+    def followers(self) -> dict[str, tuple[str, ...]]:
+        """The source's ``backfill_followers()``: tables a resource produces besides its own
+        (SolarKnock: ``leads`` -> ``lead_attachments`` while attachments are enabled), which a
+        backfill of that resource runs too. Empty for a source without the hook."""
+        hook = getattr(importlib.import_module(self.module), "backfill_followers", None)
+        if not callable(hook):
+            return {}
+        return {name: tuple(tables) for name, tables in hook().items()}
+
+    def loaded_tables(self) -> tuple[str, ...]:
+        """Every table a run of the source loads, as the source declares them: its resources,
+        then the tables they produce (:meth:`followers`). The Dagster assets have one key each;
+        ``tests/pipelines/test_dagster.py`` checks the list against real loads."""
+        produced = (table for tables in self.followers().values() for table in tables)
+        return tuple(dict.fromkeys([*self.resources, *produced]))
+
     @property
     def pollable(self) -> bool:
         return self.poll_resources is not None
@@ -61,16 +77,7 @@ SOURCES: dict[str, SourceSpec] = {
     "solarknock": SourceSpec(
         name="solarknock",
         module="sources.solarknock",
-        tables=(
-            "org",
-            "users",
-            "knocks",
-            "leads",
-            "appointments",
-            "daily_stats",
-            "app_opens",
-            "counties",
-        ),
+        tables=(),  # sources.solarknock.RESOURCE_NAMES (org and the list endpoints)
         required=("api_key",),
     ),
     "heat": SourceSpec(
