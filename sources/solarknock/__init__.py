@@ -24,6 +24,7 @@ Soft-deleted rows are kept with ``deleted_at`` set.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
@@ -182,7 +183,9 @@ def _list_resource(
     floor: pendulum.DateTime | None,
     bounds: tuple[pendulum.DateTime | None, pendulum.DateTime | None] | None,
 ) -> DltResource:
-    columns = {**LIST_COLUMN_HINTS, **endpoint.columns}
+    declared = copy.deepcopy(endpoint.columns)
+    # a fresh copy per use: dlt writes into hint dicts
+    columns = {**copy.deepcopy(LIST_COLUMN_HINTS), **declared}
 
     def rows() -> Iterator[Any]:
         _, server_now = client.org_and_server_time()
@@ -194,8 +197,12 @@ def _list_resource(
         if floor is not None and (window.since is None or window.since < floor):
             window = Window(since=floor, until=window.until)
         key = _stored_key(state, endpoint)
+        # the types the table has (earlier pages and runs) win over the declared ones: an
+        # existing warehouse keeps its column types
         convert = PageConverter(
-            endpoint.name, known=lambda: _known_columns(endpoint.name), always=("deleted_at",)
+            endpoint.name,
+            known=lambda: {**declared, **_known_columns(endpoint.name)},
+            always=("deleted_at",),
         )
         logger.info("solarknock %s: window %s", endpoint.name, window)
         counts = {"rows": 0, "new": 0, "updated": 0, "deleted": 0}
