@@ -8,7 +8,10 @@ Tables (key; cursor; write disposition):
 * ``daily_stats``, ``app_opens``: (``user_id, date``; ``updated_at``; merge)
 * ``counties``: (``county_fips``; ``updated_at``; merge)
 * nested lists (``actions_taken``, ``attachments``, ``knock_timestamps``) stay in their row as
-  JSON columns; the ``analytics`` views expose them as typed lists.
+  JSON columns; the ``analytics`` views expose them as bridge views and text.
+* the documented fields the views read are declared with their types
+  (``settings.KNOCK_COLUMNS`` etc.): they exist from the first load, and a value of another kind
+  (an object where a number is documented) lands in ``<name>__v_<type>``.
 * ``lead_attachments``: (``lead_id, file_id``; the leads' window; merge) the files of the leads
   copied into a blob store, with ``blob_path``, ``sha256`` and a ``status``
   (``sources.solarknock.attachments``; off with ``attachments.enabled = false``). Files follow
