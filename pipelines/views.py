@@ -49,7 +49,10 @@ from sqlglot.schema import MappingSchema
 logger = logging.getLogger("solarsync")
 
 _VIEW_NAME = re.compile(r"\bVIEW\s+([\w.]+)", re.I)
-_MISSING_COLUMN = re.compile(r'Referenced column "?([^"\s]+)"? not found', re.I)
+#: DuckDB's errors for a column its table lacks (unqualified, then qualified reference)
+_MISSING_COLUMN = re.compile(
+    r'Referenced column "?([^"\s]+)"? not found|does not have a column named "?([^"\s]+)"?', re.I
+)
 _MACRO = re.compile(
     r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMP(?:ORARY)?\s+)?MACRO\s+([\w.]+)\s*"
     r"\((.*?)\)\s+AS\s+TABLE\s+(.*)$",
@@ -103,7 +106,7 @@ def apply_views(warehouse: Path, source: str) -> list[str]:
                     "next load",
                     source,
                     statement_name(statement),
-                    missing.group(1),
+                    missing.group(1) or missing.group(2),
                 )
                 continue
             match = _VIEW_NAME.search(statement)

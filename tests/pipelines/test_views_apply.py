@@ -71,6 +71,27 @@ def test_a_view_needing_a_column_the_table_gets_with_its_next_load_is_left_as_it
     assert "leads" in view_names(path)
 
 
+def test_a_qualified_column_the_table_lacks_is_named_too(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    """``s.knock_count`` (DuckDB words that error differently from an unqualified column)."""
+    path = tmp_path / "stats.duckdb"
+    con = duckdb.connect(str(path))
+    try:
+        con.execute(
+            "CREATE SCHEMA solarknock; CREATE TABLE solarknock.users (id VARCHAR, name VARCHAR);"
+            "CREATE TABLE solarknock.daily_stats (user_id VARCHAR, date DATE, "
+            "deleted_at TIMESTAMPTZ, knock_timestamps JSON)"
+        )
+    finally:
+        con.close()
+    with caplog.at_level(logging.WARNING, logger="solarsync"):
+        created = apply_views(path, "solarknock")
+    assert "analytics.rep_daily_knock_times" in created
+    assert "analytics.rep_daily_activity left as it was" in caplog.text
+    assert "knock_count" in caplog.text
+
+
 def test_a_raw_column_of_a_type_bi_tools_do_not_read_is_reported_by_name(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ):
