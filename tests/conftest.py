@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -31,9 +32,8 @@ def _vcr_without_boto3() -> None:
 _vcr_without_boto3()
 
 
-@pytest.fixture(autouse=True)
-def isolated_dlt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own dlt data dir and warehouse path; no real credentials leak in."""
+def isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A dlt data dir and warehouse path of its own under ``tmp_path``; no real credentials."""
     data_dir = tmp_path / "dlt"
     monkeypatch.setenv("DLT_DATA_DIR", str(data_dir))
     monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(tmp_path / "warehouse.duckdb"))
@@ -45,6 +45,12 @@ def isolated_dlt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
     reset_stats()
     return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def isolated_dlt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own dlt data dir and warehouse path; no real credentials leak in."""
+    return isolate(tmp_path, monkeypatch)
 
 
 @dataclass
@@ -155,8 +161,8 @@ SK_TABLES = {
 }
 
 
-@pytest.fixture
-def sk_sandbox(monkeypatch: pytest.MonkeyPatch):
+@contextlib.contextmanager
+def solarknock_sandbox(monkeypatch: pytest.MonkeyPatch):
     """A SolarKnock sandbox, with the pipeline pointed at it through the documented env vars."""
     from sandbox.solarknock import SolarKnockSandbox
 
@@ -165,6 +171,13 @@ def sk_sandbox(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv("SOURCES__SOLARKNOCK__BASE_URL", sb.base_url)
         monkeypatch.setenv("SOURCES__SOLARKNOCK__PAGE_SIZE", "100")
         monkeypatch.setenv("SOURCES__SOLARKNOCK__BACKOFF_FACTOR", "0.05")
+        yield sb
+
+
+@pytest.fixture
+def sk_sandbox(monkeypatch: pytest.MonkeyPatch):
+    """A SolarKnock sandbox, with the pipeline pointed at it through the documented env vars."""
+    with solarknock_sandbox(monkeypatch) as sb:
         yield sb
 
 

@@ -1,4 +1,5 @@
-"""Seeded HEAT sites: names, connectivity, the documented schedules and asset groups."""
+"""Seeded HEAT sites: names, connectivity, the documented schedules and asset groups, and
+undocumented fields (nested ones too) that the API may add at any time."""
 
 from __future__ import annotations
 
@@ -30,6 +31,26 @@ SCHEDULE_TYPES: dict[tuple[str, str], tuple[int, int]] = {
     ("bess", "optimalSocPcnt"): (10, 100),
     ("solar", "solarCurtailmentPcnt"): (0, 100),
 }
+
+
+def undocumented_site_fields(index: int) -> dict[str, Any]:
+    """Fields HEAT may add without a version bump ("additive changes"), nested ones too: some
+    sites send an object and a list the reference does not document."""
+    fields: dict[str, Any] = {}
+    if index % 2 == 0:
+        fields["location"] = {"lat": 52.0 + index / 10, "lon": 13.0 + index / 10}
+    if index % 3 == 1:
+        fields["tags"] = ["pilot", f"region-{index % 4}"]
+    return fields
+
+
+def undocumented_asset_fields(index: int, kind: str) -> dict[str, Any]:
+    """The same for assets: a nested object on batteries, a list on EV chargers."""
+    if kind == "bess" and index % 2 == 0:
+        return {"cells": {"count": 16, "chemistry": "LFP"}}
+    if kind == "ev":
+        return {"connectors": [{"id": 1, "maxPowerkW": 22}, {"id": 2, "maxPowerkW": 11}]}
+    return {}
 
 
 def iso(moment: datetime) -> str:
@@ -81,6 +102,7 @@ class Generator:
             asset["activePowerkW"] = self.rng.randint(low, high)
             if kind == "bess":
                 asset["soc"] = self.rng.randint(5, 100)
+            asset.update(undocumented_asset_fields(index, kind))
             out[kind] = asset
         return out
 
@@ -95,6 +117,7 @@ class Generator:
             "reportedAt": iso(reported),
             "schedules": self.schedules(kinds),
             "assets": self.assets(index, kinds),
+            **undocumented_site_fields(index),
         }
 
     def sites(self, n: int) -> list[dict[str, Any]]:

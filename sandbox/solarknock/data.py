@@ -6,7 +6,10 @@ milliseconds and ``Z``, spread over ~2 years before ``anchor_ms`` (default: toda
 midnight, so all generated rows are older than the server's "now"). Groups of rows share an
 ``updated_at`` on purpose (one "bulk import" group in knocks is larger than the max page) so
 that clients must break ties by key. Text fields mix plain values with awkward ones: unicode,
-emoji, quotes, newlines, commas, SQL-ish text, very long text, empty strings and nulls.
+emoji, quotes, newlines, commas, SQL-ish text, very long text, empty strings and nulls. Fields
+whose shape the vendor leaves open come in several shapes within one page (a lead's
+``savings_projection``: a number, an object, a numeric string; ``monthly_bill``: a number or
+a numeric string).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import random
 import string
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
@@ -187,6 +191,39 @@ def _token(
     rng: random.Random, n: int, alphabet: str = string.ascii_uppercase + string.digits
 ) -> str:
     return "".join(rng.choices(alphabet, k=n))
+
+
+# ---------------------------------------------------------------- open shapes
+# The vendor documents "monthly bill" and "savings projection" without their shapes: some
+# leads send them the awkward way (the form is chosen by the lead's id, so the seeded values
+# themselves stay as they were).
+
+
+def _form(lead_id: str) -> int:
+    return zlib.crc32(lead_id.encode()) % 12
+
+
+def _bill_form(lead_id: str, bill: float | None) -> float | str | None:
+    """A number, or for one lead in twelve a numeric string (``"123.45"``)."""
+    return f"{bill:.2f}" if bill is not None and _form(lead_id) == 0 else bill
+
+
+def _projection_form(lead_id: str, projection: float | None) -> float | str | dict | None:
+    """A number; for a third of the leads an object of undocumented fields; for one in twelve
+    a numeric string."""
+    if projection is None:
+        return None
+    form = _form(lead_id)
+    if form in (1, 4, 7, 10):
+        return {
+            "annual": round(projection / 25, 2),
+            "lifetime": projection,
+            "years": 25,
+            "currency": "USD",
+        }
+    if form == 2:
+        return f"{projection:.2f}"
+    return projection
 
 
 # ---------------------------------------------------------------- generator
@@ -545,16 +582,16 @@ class Generator:
             "email": self._email(rng, name),
             "phone": self._phone(rng),
             "address": self._address(rng, county),
-            "monthly_bill": bill,
+            "monthly_bill": _bill_form(lid, bill),
             "roof_type": None if rng.random() < 0.1 else _pick(rng, ROOF_TYPES),
             "interest_level": ("hot", "warm", "cold", None)[_below(rng, 4)],
             "status": _pick(rng, LEAD_STATUSES),
             "score": None if rng.random() < 0.02 else _below(rng, 101),
             "notes": self._notes(rng),
             "system_size_kw": size_kw,
-            "savings_projection": None
-            if bill is None
-            else round(bill * 12 * 25 * rng.uniform(0.5, 0.9), 2),
+            "savings_projection": _projection_form(
+                lid, None if bill is None else round(bill * 12 * 25 * rng.uniform(0.5, 0.9), 2)
+            ),
             "actions_taken": self._actions(rng, lead=True),
             "attachments": [self.attachment(rng, lid, created, updated) for _ in range(n_att)],
             "created_at": iso_ms(created),

@@ -25,19 +25,23 @@ _V2144 = "vloschiavo_powerwall2_21.44_running/"
 _BOGUS = "pypowerwall_bogus/api."
 _JR = "jrester_tesla_powerwall/"
 
+_V2144_FILES = {
+    "/api/status": _V2144 + "status.json",
+    "/api/sitemaster": _V2144 + "sitemaster.json",
+    "/api/meters/aggregates": _V2144 + "meters.aggregates.json",
+    "/api/system_status/soe": _V2144 + "system_status.soe.json",
+    "/api/system_status/grid_status": _V2144 + "system_status.grid_status.json",
+    "/api/site_info": _V2144 + "site_info.json",
+    "/api/powerwalls": _V2144 + "powerwalls.json",
+    "/api/system_status/grid_faults": _V2144 + "system_status.grid_faults.json",
+}
+#: the DINs the "21.44-leader" gateway reports as its followers
+FOLLOWER_DINS = ("1232100-00-E--TG0000000000F1", "1232100-00-E--TG0000000000F2")
+
 #: variant -> endpoint path -> capture file (relative to CAPTURES) or a "derived:" recipe
 VARIANTS: dict[str, dict[str, str]] = {
     # firmware 21.44 (Powerwall 2, split phase), the only full capture with a stopped mode
-    "21.44": {
-        "/api/status": _V2144 + "status.json",
-        "/api/sitemaster": _V2144 + "sitemaster.json",
-        "/api/meters/aggregates": _V2144 + "meters.aggregates.json",
-        "/api/system_status/soe": _V2144 + "system_status.soe.json",
-        "/api/system_status/grid_status": _V2144 + "system_status.grid_status.json",
-        "/api/site_info": _V2144 + "site_info.json",
-        "/api/powerwalls": _V2144 + "powerwalls.json",
-        "/api/system_status/grid_faults": _V2144 + "system_status.grid_faults.json",
-    },
+    "21.44": dict(_V2144_FILES),
     # firmware 23.28 (pypowerwall's captures): num_meters_aggregated, last_phase_* fields
     "23.28": {
         "/api/status": _BOGUS + "status.json",
@@ -65,6 +69,12 @@ VARIANTS: dict[str, dict[str, str]] = {
         "/api/meters/aggregates": "home_assistant_core/meters.json",
         "/api/site_info": "home_assistant_core/site_info.json",
     },
+    # 21.44 as the leader of a multi-gateway site: /api/status lists its followers (the
+    # capture's "followers": null is that list on a single gateway; a nested value)
+    "21.44-leader": {
+        **_V2144_FILES,
+        "/api/status": "derived:followers:" + _V2144 + "status.json",
+    },
     # 2018: the oldest aggregates, with busway/frequency/generator meters
     "2018": {"/api/meters/aggregates": "vloschiavo_api_meters_aggregates.json"},
     # Powerwall 3 fallback: only aggregates/soe/grid_status, energy counters read 0
@@ -89,6 +99,9 @@ def capture_bytes(recipe: str) -> bytes:
     data = json.loads((CAPTURES / path).read_bytes())
     if how == "grid_faults":
         return json.dumps(data.get("grid_faults") or []).encode()
+    if how == "followers":
+        data["followers"] = list(FOLLOWER_DINS)
+        return json.dumps(data).encode()
     if how == "zero_counters":
         for meter in data.values():
             for name in ENERGY_FIELDS:

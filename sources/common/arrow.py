@@ -10,14 +10,19 @@ otherwise do, done here per page and vectorised:
 * nested lists and objects are kept whole: dlt loads them as JSON columns (DuckDB ``JSON``),
   so a nested field added by the API never breaks a load;
 * a column keeps the type it first landed with (read back from the dlt schema, so across runs
-  too): ``null`` and ``int`` pages are cast up to a known ``double``/``text``; a value that does
-  not fit (``2.5`` in a ``bigint`` column, text in a timestamp column) goes to a variant column
-  ``<name>__v_<type>``, as dlt itself does, and is reported once per column.
+  too, or declared by the source): ``null`` and ``int`` pages are cast up to a known
+  ``double``/``text``; a value that does not fit (``2.5`` in a ``bigint`` column, text in a
+  timestamp column, an object in a ``double`` column) goes to a variant column
+  ``<name>__v_<type>``, as dlt itself does, and is reported once per column. Within one page
+  too: a page whose column mixes objects or lists with numbers or text keeps each value in its
+  own kind (the numbers in the column, the objects in ``<name>__v_json``, or the other way
+  round when the column holds nested values).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -62,6 +67,14 @@ def default_temporal_kind(name: str) -> str | None:
     return None
 
 
+class _Split:
+    """A page's column whose values mix nested ones (objects, lists) with scalars: the two
+    kinds as two arrays of the page's length (NULL where the other kind is)."""
+
+    def __init__(self, scalars: pa.Array, nested: pa.Array, nested_first: bool) -> None:
+        self.scalars, self.nested, self.nested_first = scalars, nested, nested_first
+
+
 class PageConverter:
     """One per table and run. ``known`` returns the dlt schema's columns of the table."""
 
@@ -96,7 +109,12 @@ class PageConverter:
         for name, array in found.items():
             if name in self._drop:
                 continue
-            for out_name, out_array in self._fit(name, array):
+            fitted = (
+                self._fit_split(name, array)
+                if isinstance(array, _Split)
+                else self._fit(name, array)
+            )
+            for out_name, out_array in fitted:
                 columns[out_name] = out_array
         schema = pa.schema(
             pa.field(name, array.type, nullable=name not in not_null)
@@ -114,26 +132,49 @@ class PageConverter:
             raise TypeError(f"{self.table}: rows are not objects")
         return {struct.type.field(i).name: struct.field(i) for i in range(struct.type.num_fields)}
 
-    def _columns_one_by_one(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, pa.Array]:
+    def _columns_one_by_one(
+        self, rows: Sequence[Mapping[str, Any]]
+    ) -> dict[str, pa.Array | _Split]:
         names: dict[str, None] = {}
         for row in rows:
             names.update(dict.fromkeys(row))
-        out = {}
+        out: dict[str, pa.Array | _Split] = {}
         for name in names:
             values = [row.get(name) for row in rows]
             try:
                 out[name] = pa.array(values)
+                continue
             except (pa.ArrowInvalid, pa.ArrowTypeError):
-                # mixed kinds in one page (e.g. numbers and text): keep every value, as text
-                self._report(name, "mixes value types within a page; loaded as text")
-                out[name] = pa.array(
-                    [
-                        v if v is None or isinstance(v, str) else orjson.dumps(v).decode()
-                        for v in values
-                    ],
-                    pa.string(),
-                )
+                pass
+            split = self._split(name, values)
+            out[name] = split if split is not None else self._as_text(name, values)
         return out
+
+    def _split(self, name: str, values: list[Any]) -> _Split | None:
+        """Objects/lists and scalars of one column as two arrays, or None when the column
+        does not mix those two kinds (or its objects do not make one Arrow type)."""
+        kinds = [isinstance(v, dict | list) for v in values if v is not None]
+        if all(kinds) or not any(kinds):
+            return None
+        nested = [v if isinstance(v, dict | list) else None for v in values]
+        scalars = [None if isinstance(v, dict | list) else v for v in values]
+        try:
+            nested_array = pa.array(nested)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return None
+        try:
+            scalar_array = pa.array(scalars)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            scalar_array = self._as_text(name, scalars)
+        return _Split(scalar_array, nested_array, nested_first=kinds[0])
+
+    def _as_text(self, name: str, values: list[Any]) -> pa.Array:
+        """Mixed kinds in one page (e.g. numbers and text): every value kept, as text."""
+        self._report(name, "mixes value types within a page; loaded as text")
+        return pa.array(
+            [v if v is None or isinstance(v, str) else orjson.dumps(v).decode() for v in values],
+            pa.string(),
+        )
 
     # -- type stability -------------------------------------------------------------------
     def _seed_types(self) -> dict[str, pa.DataType]:
@@ -166,6 +207,24 @@ class PageConverter:
         if fitted is not None:
             return [(name, fitted)]
         return self._variant(name, array, known)
+
+    def _fit_split(self, name: str, split: _Split) -> list[tuple[str, pa.Array]]:
+        """The column keeps the kind it has (or, new, the kind of its first value); the
+        other kind goes to its variant column, as across pages."""
+        assert self._types is not None
+        known = self._types.get(name)
+        nested_owns = _is_nested(known) if known is not None else split.nested_first
+        if nested_owns:
+            kind = _dlt_type(split.scalars.type)
+            self._report(
+                name, f"holds nested values and now has {kind} values: those land in "
+                f"{name}__v_{kind}",
+            )  # fmt: skip
+            return [*self._fit(name, split.nested), (f"{name}__v_{kind}", split.scalars)]
+        described = _dlt_type(known) if known is not None else "scalar"
+        self._report(name, f"was {described} and now has json values: those land in {name}__v_json")
+        nested = _without_null_items(split.nested)
+        return [*self._fit(name, split.scalars), (f"{name}__v_json", nested)]
 
     def _temporal(self, name: str, array: pa.Array) -> pa.Array:
         if not (pa.types.is_string(array.type) or pa.types.is_null(array.type)):
@@ -241,12 +300,33 @@ def _try_cast(
         return array.cast(target)
     if pa.types.is_integer(array.type) and pa.types.is_floating(target):
         return array.cast(target)
+    if (
+        safe_per_value
+        and pa.types.is_string(array.type)
+        and (pa.types.is_floating(target) or pa.types.is_integer(target))
+    ):
+        # numeric text ("12.50") stays in a number column, the rest goes to the variant
+        return pa.array([_number_of(v, target) for v in array.to_pylist()], target)
     if pa.types.is_timestamp(array.type) and target == pa.string():
         return pc.strftime(array, "%Y-%m-%dT%H:%M:%S.%fZ")
     try:
         return array.cast(target, safe=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         return None if not safe_per_value else pa.nulls(len(array), target)
+
+
+def _number_of(value: str | None, target: pa.DataType) -> float | int | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    if not math.isfinite(number):
+        return None
+    if pa.types.is_integer(target):
+        return int(number) if number.is_integer() else None
+    return number
 
 
 _NANOS = re.compile(r"(\.\d{6})\d+")

@@ -84,12 +84,19 @@ SCHEDULE_COLUMNS: dict[str, dict[str, Any]] = {
     # tables written before entry_hash have dlt's own row hash here: it is not the version now
     "_dlt_id": {"name": "_dlt_id", "x-row-version": False},
 }
+#: the documented asset fields are declared (analytics.heat_assets_current reads them): they
+#: exist, typed, on an account without a battery too
 ASSET_COLUMNS: dict[str, dict[str, Any]] = {
     "site_id": _col("text", False),
     "asset_kind": _col("text", False),
     "asset_id": _col("text"),
     "asset_type": _col("text"),
     "last_seen_at": _col("timestamp", False),
+    "rated_power_upper_limit_kw": _col("double"),
+    "rated_power_lower_limit_kw": _col("double"),
+    "active_power_kw": _col("double"),
+    "available_storage_capacity_kwh": _col("double"),
+    "soc": _col("double"),
 }
 READING_COLUMNS: dict[str, dict[str, Any]] = {
     "site_id": _col("text", False),

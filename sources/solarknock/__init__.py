@@ -8,7 +8,10 @@ Tables (key; cursor; write disposition):
 * ``daily_stats``, ``app_opens``: (``user_id, date``; ``updated_at``; merge)
 * ``counties``: (``county_fips``; ``updated_at``; merge)
 * nested lists (``actions_taken``, ``attachments``, ``knock_timestamps``) stay in their row as
-  JSON columns; the ``analytics`` views expose them as typed lists.
+  JSON columns; the ``analytics`` views expose them as bridge views and text.
+* the documented fields the views read are declared with their types
+  (``settings.KNOCK_COLUMNS`` etc.): they exist from the first load, and a value of another kind
+  (an object where a number is documented) lands in ``<name>__v_<type>``.
 * ``lead_attachments``: (``lead_id, file_id``; the leads' window; merge) the files of the leads
   copied into a blob store, with ``blob_path``, ``sha256`` and a ``status``
   (``sources.solarknock.attachments``; off with ``attachments.enabled = false``). Files follow
@@ -24,6 +27,7 @@ Soft-deleted rows are kept with ``deleted_at`` set.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
@@ -182,7 +186,9 @@ def _list_resource(
     floor: pendulum.DateTime | None,
     bounds: tuple[pendulum.DateTime | None, pendulum.DateTime | None] | None,
 ) -> DltResource:
-    columns = {**LIST_COLUMN_HINTS, **endpoint.columns}
+    declared = copy.deepcopy(endpoint.columns)
+    # a fresh copy per use: dlt writes into hint dicts
+    columns = {**copy.deepcopy(LIST_COLUMN_HINTS), **declared}
 
     def rows() -> Iterator[Any]:
         _, server_now = client.org_and_server_time()
@@ -194,8 +200,12 @@ def _list_resource(
         if floor is not None and (window.since is None or window.since < floor):
             window = Window(since=floor, until=window.until)
         key = _stored_key(state, endpoint)
+        # the types the table has (earlier pages and runs) win over the declared ones: an
+        # existing warehouse keeps its column types
         convert = PageConverter(
-            endpoint.name, known=lambda: _known_columns(endpoint.name), always=("deleted_at",)
+            endpoint.name,
+            known=lambda: {**declared, **_known_columns(endpoint.name)},
+            always=("deleted_at",),
         )
         logger.info("solarknock %s: window %s", endpoint.name, window)
         counts = {"rows": 0, "new": 0, "updated": 0, "deleted": 0}

@@ -63,12 +63,75 @@ class ListEndpoint:
     columns: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+def _typed(**types: str) -> dict[str, dict[str, Any]]:
+    return {name: {"data_type": data_type} for name, data_type in types.items()}
+
+
+#: the documented fields the ``analytics`` views read (warehouse/views/solarknock.sql), typed:
+#: each column exists from the table's first load on, even while the API sends no value, and
+#: a value of another kind (an object where a number is documented, text where a number is)
+#: goes to a variant column ``<name>__v_<type>`` instead of retyping the column. Fields not
+#: listed here keep the type of their first value.
+USER_COLUMNS = _typed(id="text", name="text")
+KNOCK_COLUMNS = _typed(
+    id="text",
+    user_id="text",
+    lead_id="text",
+    appointment_id="text",
+    homeowner_name="text",
+    address="text",
+    lat="double",
+    lng="double",
+    status="text",
+    disposition="text",
+    notes="text",
+    follow_up_date="date",
+    county_fips="text",
+    knock_date="date",
+    actions_taken="json",
+)
+LEAD_COLUMNS = _typed(
+    id="text",
+    user_id="text",
+    name="text",
+    email="text",
+    phone="text",
+    address="text",
+    monthly_bill="double",
+    roof_type="text",
+    interest_level="text",
+    status="text",
+    score="bigint",
+    notes="text",
+    system_size_kw="double",
+    # a number, or (the vendor leaves the shape open) an object: that lands here
+    savings_projection="double",
+    savings_projection__v_json="json",
+    actions_taken="json",
+    attachments="json",
+)
+DAILY_STAT_COLUMNS = _typed(
+    user_id="text",
+    date="date",
+    knock_count="bigint",
+    leads="bigint",
+    appointments_set="bigint",
+    deals_closed="bigint",
+    hours_worked="double",
+    knock_timestamps="json",
+)
+
 LIST_ENDPOINTS: tuple[ListEndpoint, ...] = (
-    ListEndpoint("users", "users"),
-    ListEndpoint("knocks", "knocks"),
-    ListEndpoint("leads", "leads"),
+    ListEndpoint("users", "users", columns=USER_COLUMNS),
+    ListEndpoint("knocks", "knocks", columns=KNOCK_COLUMNS),
+    ListEndpoint("leads", "leads", columns=LEAD_COLUMNS),
     ListEndpoint("appointments", "appointments"),
-    ListEndpoint("daily_stats", "daily-stats", keys=(("user_id", "date"), ("id",))),
+    ListEndpoint(
+        "daily_stats",
+        "daily-stats",
+        keys=(("user_id", "date"), ("id",)),
+        columns=DAILY_STAT_COLUMNS,
+    ),
     ListEndpoint("app_opens", "app-opens", keys=(("user_id", "date"), ("user_id", "day"), ("id",))),
     ListEndpoint("counties", "counties", keys=(("county_fips",), ("fips",), ("id",))),
 )

@@ -57,6 +57,7 @@ from sources.tesla.settings import (
     SOURCE_NAME,
     STATE_FAILED,
     STATE_UNREACHABLE,
+    STATUS_FIELD_TYPES,
     TABLES,
 )
 from sources.tesla.snapshot import GatewayPoll, Snapshot, client_for, reset_clients
@@ -181,7 +182,8 @@ def tesla(
             columns={**_poll(), "start_time": _ts(), "error": {"data_type": "text"},
                      "unavailable_endpoints": {"data_type": "text"},
                      # always exists: analytics.tesla_energy_daily_local reads it
-                     "timezone": {"data_type": "text"}},
+                     "timezone": {"data_type": "text"},
+                     **{k: {"data_type": t} for k, t in STATUS_FIELD_TYPES.items()}},
             **per_poll,
         ),
         dlt.resource(

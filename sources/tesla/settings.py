@@ -67,6 +67,24 @@ TABLES = (
     "sitemaster",
 )
 
+#: ``/api/status`` fields analytics.tesla_gateway_states reads (dlt data types): declared, so
+#: they exist on firmware that has no /api/status (Powerwall 3) and before a gateway first
+#: sends one (``followers``: a list of DINs, JSON in the raw table)
+STATUS_FIELD_TYPES: dict[str, str] = {
+    "version": "text",
+    "git_hash": "text",
+    "din": "text",
+    "device_type": "text",
+    "teg_type": "text",
+    "sync_type": "text",
+    "up_time_seconds": "double",
+    "is_new": "bool",
+    "commission_count": "bigint",
+    "leader": "text",
+    "followers": "json",
+    "cellular_disabled": "bool",
+}
+
 CONFIG_HINT = (
     "set SOURCES__TESLA__HOST and SOURCES__TESLA__PASSWORD (one gateway), or "
     "[[sources.tesla.gateways]] tables with name, host, password in .dlt/secrets.toml"

@@ -127,7 +127,11 @@ def sandboxes(sk_sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         heat_sites=4,
         sa_sites=3,
         org_users=4,
-        gateway_options={"zero_at": {2: [("solar", "energy_exported")]}, "reset_at": {3: ["site"]}},
+        gateway_options={
+            "variant": "21.44-leader",  # a nested value (followers) in gateway_status
+            "zero_at": {2: [("solar", "energy_exported")]},
+            "reset_at": {3: ["site"]},
+        },
     ) as started:
         yield {"solarknock": sk_sandbox, **started}
 
@@ -181,6 +185,15 @@ def test_every_view_gives_the_same_rows_on_duckdb_and_postgres(
                 continue
             compared[name] = assert_same(duck, pg, f"select * from {name}")
     assert len(compared) >= 15, compared
+    # the transpiled views keep BI types on Postgres too: no json/jsonb, no arrays
+    with pg.reader() as reader:
+        kinds = reader.rows(
+            "select table_name, column_name, data_type from information_schema.columns "
+            "where table_schema = 'analytics'"
+        )
+    assert {k[0] for k in kinds} >= {n.split(".")[1] for n in compared}
+    odd = [k for k in kinds if k[2] in ("json", "jsonb", "ARRAY", "USER-DEFINED", "interval")]
+    assert odd == [], odd
 
     # the macro: entries in force at each start instant, as known then and as known now
     with pg.reader() as reader:

@@ -1,6 +1,10 @@
 -- HEAT analytics views, schema `analytics`, names prefixed `heat_`.
--- Applied by solarsync after every successful heat load (CREATE OR REPLACE: idempotent; the
--- views pick up columns added by API changes at the next run).
+-- Applied by solarsync after every successful heat load (CREATE OR REPLACE: idempotent).
+-- The views list the documented fields, in types every ODBC/JDBC BI tool reads; the source
+-- declares each of them (sources/heat/settings.py), so they exist before the API first sends a
+-- value (a site without a battery still has soc, NULL). A field the API adds (HEAT adds fields
+-- without a version bump, nested ones too) lands as a new column of the raw table (JSON when
+-- nested) and is not in these views until it is documented and listed here.
 -- Raw tables are in schema `heat`; schedule_entries is scd2: _dlt_valid_from/_dlt_valid_to
 -- are snapshot instants (a version is known from the snapshot that first showed it until the
 -- first snapshot that no longer did; NULL = still shown).
@@ -13,7 +17,11 @@ CREATE SCHEMA IF NOT EXISTS analytics;
 -- before that table existed, the instants of heat.site_status_history.
 CREATE OR REPLACE VIEW analytics.heat_sites AS
 SELECT
-    s.* EXCLUDE (_dlt_load_id, _dlt_id),
+    s.site_id,
+    s.site_name,
+    s.is_online,
+    s.reported_at,
+    s.last_seen_at,
     s.last_seen_at = (
         SELECT max(snapshot_at) FROM (
             SELECT snapshot_at FROM heat.snapshots
@@ -70,7 +78,11 @@ CREATE OR REPLACE VIEW analytics.heat_schedules_current AS
 SELECT
     e.site_id,
     s.site_name,
-    e.* EXCLUDE (site_id, _dlt_valid_from, _dlt_valid_to, _dlt_load_id, _dlt_id, entry_hash),
+    e.asset,
+    e.type,
+    e.start_at,
+    e.end_at,
+    e.value,
     e._dlt_valid_from AS known_since
 FROM heat.schedule_entries AS e
 LEFT JOIN heat.sites AS s USING (site_id)
@@ -84,7 +96,11 @@ CREATE OR REPLACE VIEW analytics.heat_schedule_history AS
 SELECT
     e.site_id,
     s.site_name,
-    e.* EXCLUDE (site_id, _dlt_valid_from, _dlt_valid_to, _dlt_load_id, _dlt_id, entry_hash),
+    e.asset,
+    e.type,
+    e.start_at,
+    e.end_at,
+    e.value,
     e._dlt_valid_from AS known_from,
     e._dlt_valid_to AS known_until,
     CASE
@@ -106,7 +122,12 @@ LEFT JOIN heat.sites AS s ON s.site_id = e.site_id;
 --   WHERE site_id = '123e4567-e89b-12d3-a456-426614174000';
 CREATE OR REPLACE MACRO analytics.heat_schedule_at(at_time, as_of := NULL) AS TABLE
 SELECT
-    e.* EXCLUDE (_dlt_valid_from, _dlt_valid_to, _dlt_load_id, _dlt_id, entry_hash),
+    e.site_id,
+    e.asset,
+    e.type,
+    e.start_at,
+    e.end_at,
+    e.value,
     e._dlt_valid_from AS known_from,
     e._dlt_valid_to AS known_until
 FROM heat.schedule_entries AS e
@@ -116,9 +137,20 @@ WHERE e.start_at <= at_time AND at_time < e.end_at
 
 -- analytics.heat_assets_current: one row per site and asset kind with its latest readings;
 -- in_latest_snapshot is false for an asset the last snapshot of its site did not show.
+-- available_storage_capacity_kwh and soc (state of charge, %) are documented for BESS assets
+-- only (NULL for the others).
 CREATE OR REPLACE VIEW analytics.heat_assets_current AS
 SELECT
-    a.* EXCLUDE (_dlt_load_id, _dlt_id),
+    a.site_id,
+    a.asset_kind,
+    a.asset_id,
+    a.asset_type,
+    a.last_seen_at,
+    a.rated_power_upper_limit_kw,
+    a.rated_power_lower_limit_kw,
+    a.active_power_kw,
+    a.available_storage_capacity_kwh,
+    a.soc,
     a.last_seen_at = s.last_seen_at AS in_latest_snapshot
 FROM heat.assets AS a
 LEFT JOIN heat.sites AS s USING (site_id);

@@ -1,9 +1,16 @@
 -- SolarKnock analytics views, schema `analytics`.
 -- Applied by solarsync after every successful solarknock load (CREATE OR REPLACE: idempotent).
 -- The raw tables in schema `solarknock` keep every row, soft-deleted ones included
--- (deleted_at set), and keep nested lists as JSON columns; these views show what is live,
--- with only types every ODBC/JDBC BI tool reads (VARCHAR, BOOLEAN, BIGINT, DOUBLE, DATE,
--- TIMESTAMPTZ): a nested list is a bridge view with one row per element.
+-- (deleted_at set), every field the API sends (a field it adds lands as a new column there),
+-- and nested values as JSON columns; these views show what is live, with the documented
+-- fields listed one by one, in types every ODBC/JDBC BI tool reads (VARCHAR, BOOLEAN,
+-- BIGINT, DOUBLE, DATE, TIMESTAMPTZ): a nested list is a bridge view with one row per element
+-- (and a text column for display), a nested object whose fields the vendor does not document
+-- is JSON text. The source declares every column listed here (sources/solarknock/settings.py),
+-- so each exists, typed, before the API first sends a value. A value of another type than
+-- the column's (text where a number is documented, an object where a number is) lands in a
+-- raw variant column `<name>__v_<type>` and is NULL here, except where a view reads the
+-- variant (savings_projection_json).
 
 CREATE SCHEMA IF NOT EXISTS analytics;
 
@@ -12,8 +19,24 @@ CREATE SCHEMA IF NOT EXISTS analytics;
 -- analytics.knock_actions.
 CREATE OR REPLACE VIEW analytics.knocks AS
 SELECT
-    * EXCLUDE (_dlt_load_id)
-      REPLACE (array_to_string(coalesce(CAST(actions_taken AS VARCHAR[]), []), ', ') AS actions_taken)
+    id,
+    user_id,
+    lead_id,
+    appointment_id,
+    homeowner_name,
+    address,
+    lat,
+    lng,
+    status,
+    disposition,
+    notes,
+    follow_up_date,
+    county_fips,
+    knock_date,
+    array_to_string(coalesce(CAST(actions_taken AS VARCHAR[]), []), ', ') AS actions_taken,
+    created_at,
+    updated_at,
+    deleted_at
 FROM solarknock.knocks
 WHERE deleted_at IS NULL;
 
@@ -32,10 +55,31 @@ WHERE k.deleted_at IS NULL;
 
 -- analytics.leads: live leads; actions_taken as text, attachment_count, without the raw
 -- attachments JSON (see analytics.lead_attachments and analytics.lead_actions).
+-- savings_projection: the vendor documents a "savings projection" without its shape. A number
+-- (or a numeric string) is savings_projection (DOUBLE); an object or a list (e.g.
+-- {"annual": 1450.5, "lifetime": 36262.5, "years": 25}, fields not documented) is
+-- savings_projection_json, its JSON text (VARCHAR), and savings_projection is NULL then.
 CREATE OR REPLACE VIEW analytics.leads AS
 SELECT
-    * EXCLUDE (_dlt_load_id, attachments)
-      REPLACE (array_to_string(coalesce(CAST(actions_taken AS VARCHAR[]), []), ', ') AS actions_taken),
+    id,
+    user_id,
+    name,
+    email,
+    phone,
+    address,
+    monthly_bill,
+    roof_type,
+    interest_level,
+    status,
+    score,
+    notes,
+    system_size_kw,
+    savings_projection,
+    CAST(savings_projection__v_json AS VARCHAR) AS savings_projection_json,
+    array_to_string(coalesce(CAST(actions_taken AS VARCHAR[]), []), ', ') AS actions_taken,
+    created_at,
+    updated_at,
+    deleted_at,
     CAST(coalesce(json_array_length(attachments), 0) AS BIGINT) AS attachment_count
 FROM solarknock.leads
 WHERE deleted_at IS NULL;
@@ -81,7 +125,14 @@ SELECT
     s.date,
     s.user_id,
     u.name AS rep_name,
-    s.* EXCLUDE (date, user_id, _dlt_load_id, knock_timestamps),
+    s.knock_count,
+    s.leads,
+    s.appointments_set,
+    s.deals_closed,
+    s.hours_worked,
+    s.created_at,
+    s.updated_at,
+    s.deleted_at,
     k.first_knock_at,
     k.last_knock_at
 FROM solarknock.daily_stats AS s

@@ -1,5 +1,8 @@
 -- Tesla gateway analytics views, schema `analytics`, names prefixed `tesla_`.
 -- Applied by solarsync after every successful tesla load (CREATE OR REPLACE: idempotent).
+-- Columns are listed, in types every ODBC/JDBC BI tool reads; the source declares the ones
+-- read here (sources/tesla/settings.py), so they exist whatever the firmware sends. Fields a
+-- firmware adds land as columns of the raw tables (JSON when nested), not here.
 --
 -- The gateway's energy_exported / energy_imported are cumulative counters (Wh since
 -- commissioning). Energy over an interval is the difference of two readings of one counter:
@@ -110,9 +113,31 @@ FROM analytics.tesla_energy_intervals AS i
 LEFT JOIN zones AS z USING (gateway)
 GROUP BY ALL;
 
--- analytics.tesla_gateway_states: the latest state of every gateway (ok, stopped,
--- unreachable, failed), its firmware and when it was last polled.
+-- analytics.tesla_gateway_states: the latest state of every gateway (gateway_state: ok,
+-- stopped, unreachable, failed; error: why), when it was last polled, and what its
+-- /api/status said (firmware version, uptime; NULL on firmware without it, e.g. Powerwall 3).
+-- followers: the DINs of the gateways this one leads, comma-separated (the API sends a list;
+-- NULL when it sends none).
 CREATE OR REPLACE VIEW analytics.tesla_gateway_states AS
-SELECT * EXCLUDE (_dlt_load_id, _dlt_id)
+SELECT
+    gateway,
+    polled_at,
+    gateway_state,
+    error,
+    unavailable_endpoints,
+    timezone,
+    version,
+    git_hash,
+    din,
+    device_type,
+    teg_type,
+    sync_type,
+    start_time,
+    up_time_seconds,
+    is_new,
+    commission_count,
+    leader,
+    array_to_string(CAST(followers AS VARCHAR[]), ', ') AS followers,
+    cellular_disabled
 FROM tesla.gateway_status
 QUALIFY row_number() OVER (PARTITION BY gateway ORDER BY polled_at DESC) = 1;

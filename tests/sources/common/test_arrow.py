@@ -72,9 +72,38 @@ def test_known_types_come_from_the_dlt_schema():
     assert table.column("j").to_pylist() == [[1, 2], None]
 
 
-def test_mixed_value_types_in_one_page_are_kept_as_text():
-    table = PageConverter("t")([{"v": 1}, {"v": "one"}, {"v": {"a": 1}}])
-    assert table.column("v").to_pylist() == ["1", "one", '{"a":1}']
+def test_mixed_scalar_types_in_one_page_are_kept_as_text():
+    table = PageConverter("t")([{"v": 1}, {"v": "one"}, {"v": None}])
+    assert table.column("v").to_pylist() == ["1", "one", None]
+
+
+def test_objects_and_scalars_in_one_page_each_keep_their_kind():
+    """A number column whose page also has objects (a shape the vendor leaves open): the
+    numbers stay numbers, the objects go to the JSON variant, as they would on a page of
+    their own; the column's first value decides for a new column."""
+    rows = [{"v": 1.5}, {"v": {"annual": 2}}, {"v": None}, {"v": "3.25"}]
+    table = PageConverter("t", known=lambda: {"v": {"data_type": "double"}})(rows)
+    assert table.column("v").to_pylist() == [1.5, None, None, 3.25]
+    assert table.column("v__v_json").to_pylist() == [None, {"annual": 2}, None, None]
+
+    table = PageConverter("t")([{"v": 1}, {"v": {"a": 1}}, {"v": "one"}])
+    assert table.column("v").to_pylist() == ["1", None, "one"]
+    assert table.column("v__v_json").to_pylist() == [None, {"a": 1}, None]
+
+    table = PageConverter("t")([{"v": [1, 2]}, {"v": 7}])  # nested first: the column is JSON
+    assert table.column("v").to_pylist() == [[1, 2], None]
+    assert table.column("v__v_bigint").to_pylist() == [None, 7]
+
+
+def test_numeric_text_that_fits_stays_in_a_number_column():
+    known = {"x": {"data_type": "double"}, "n": {"data_type": "bigint"}}
+    table = PageConverter("t", known=lambda: known)(
+        [{"x": "12.50", "n": "7"}, {"x": "n/a", "n": "7.5"}, {"x": None, "n": None}]
+    )
+    assert table.column("x").to_pylist() == [12.5, None, None]
+    assert table.column("x__v_text").to_pylist() == [None, "n/a", None]
+    assert table.column("n").to_pylist() == [7, None, None]
+    assert table.column("n__v_text").to_pylist() == [None, "7.5", None]
 
 
 def test_dropped_columns():
