@@ -129,6 +129,11 @@ class Warehouse:
         new data visible to readers. Returns the views created."""
         raise NotImplementedError
 
+    def publish_warnings(self, source: str) -> list[str]:
+        """What the last :meth:`publish` of ``source`` could not do and readers should know
+        (e.g. a view kept at its previous definition): the run's warnings. Default: none."""
+        return []
+
     def publish_batch(self, pipeline: dlt.Pipeline, source: str) -> list[str]:
         """After a poll batch loaded (``poll`` calls :meth:`publish` at its end). Default: the
         same as :meth:`publish`; DuckDB copies at most every ``publish_every``."""

@@ -154,6 +154,9 @@ def poll_source(
                     result.load_ids.extend(info.loads_ids)
                     publish = warehouse.publish if final else warehouse.publish_batch
                     result.views = publish(pipeline, spec.name)
+                    for warning in warehouse.publish_warnings(spec.name):
+                        if warning not in result.warnings:
+                            result.warnings.append(warning)
                     history.batch(result)
                 if on_batch:
                     on_batch(result)

@@ -158,6 +158,7 @@ def run_source(
                 if "rows" in change:
                     result.rows[table] = change.pop("rows")
             result.warnings = _last_sync_warnings(pipeline, resources or spec.resources)
+            result.warnings += warehouse.publish_warnings(spec.name)
             errors = _last_sync_errors(pipeline, resources or spec.resources)
             if errors:  # loaded, and still failed (e.g. no SolarAssistant site could be read)
                 raise SolarsyncError("; ".join(errors))
