@@ -30,11 +30,12 @@ import re
 import socket
 import zlib
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import dlt
 
-from pipelines.destinations import Reader, Warehouse
+from pipelines.destinations import BLOB_DIR, Reader, Warehouse
 from pipelines.postgres import views as pgviews
 from pipelines.postgres.config import WHERE, PostgresSettings, settings
 from pipelines.views import to_dbapi
@@ -46,6 +47,7 @@ from sources.common import (
     redact,
     register_secret,
 )
+from sources.common.blobstore import BlobRoot
 
 logger = logging.getLogger("solarsync")
 
@@ -156,6 +158,11 @@ class PostgresWarehouse(Warehouse):
 
     def dlt_destination(self) -> Any:
         return dlt.destinations.postgres(credentials=self.credentials)
+
+    def blob_root(self) -> BlobRoot:
+        """``warehouse/blobs`` under the working directory (the DuckDB settings play no part);
+        several hosts share files through ``blob_url`` (a bucket)."""
+        return BlobRoot(str((Path("warehouse") / BLOB_DIR).resolve()))
 
     def connect(self, *, read_only: bool = False, application_name: str = "solarsync") -> Any:
         """A psycopg2 connection of our own (the lock, the reader, ``exists``)."""
