@@ -34,7 +34,7 @@ from sources.common.blobstore import BlobRoot
 logger = logging.getLogger("solarsync")
 
 DEFAULT_WAREHOUSE = Path("warehouse") / "solarsync.duckdb"
-#: the blob folder of the DuckDB warehouse (next to its file) and of Postgres (working dir)
+#: the blob folder of the DuckDB warehouse (next to its file) and of Postgres (dlt's data dir)
 BLOB_DIR = "blobs"
 DEFAULT_DUCKDB_MEMORY_LIMIT = "128MB"
 DEFAULT_PUBLISH_EVERY_S = 5 * 60.0

@@ -160,9 +160,11 @@ class PostgresWarehouse(Warehouse):
         return dlt.destinations.postgres(credentials=self.credentials)
 
     def blob_root(self) -> BlobRoot:
-        """``warehouse/blobs`` under the working directory (the DuckDB settings play no part);
-        several hosts share files through ``blob_url`` (a bucket)."""
-        return BlobRoot(str((Path("warehouse") / BLOB_DIR).resolve()))
+        """``$DLT_DATA_DIR/solarsync/blobs``: per host like the run journal next to it, the same
+        whatever directory a cron job starts in (a folder under the working directory would move
+        with it, and every file be downloaded again); the DuckDB settings play no part. Several
+        hosts share files through ``blob_url`` (a bucket)."""
+        return BlobRoot(str(Path(dlt.current.run_context().data_dir) / "solarsync" / BLOB_DIR))
 
     def connect(self, *, read_only: bool = False, application_name: str = "solarsync") -> Any:
         """A psycopg2 connection of our own (the lock, the reader, ``exists``)."""

@@ -408,11 +408,12 @@ def test_sigkill_during_a_large_download_then_rerun(sk_sandbox, warehouse, root)
 # --------------------------------------------------------------------------- per destination
 @pytest.mark.parametrize("kind", ["duckdb", "postgres", "filesystem", "filesystem_s3"])
 def test_each_destination_keeps_the_files_where_the_readme_says(
-    kind, small_sandbox, request, tmp_path, monkeypatch
+    kind, small_sandbox, request, tmp_path, monkeypatch, isolated_dlt
 ):
     """The default blob root is the destination's (README "Attachments"), whatever DuckDB
-    path is configured: next to the DuckDB file; ``warehouse/blobs`` under the working dir
-    for Postgres; ``<bucket>/_blobs`` in the lake (its own bucket, its credentials, on S3)."""
+    path is configured: next to the DuckDB file; ``$DLT_DATA_DIR/solarsync/blobs`` for
+    Postgres (not the working dir); ``<bucket>/_blobs`` in the lake (its own bucket, its
+    credentials, on S3)."""
     from pipelines.destinations import DuckDBWarehouse
     from tests.conftest import s3_client
 
@@ -426,7 +427,7 @@ def test_each_destination_keeps_the_files_where_the_readme_says(
         expected = duck.parent / "blobs" / "configured" / "solarknock"
     elif kind == "postgres":
         warehouse = request.getfixturevalue("postgres_warehouse")
-        expected = workdir / "warehouse" / "blobs" / "solarknock"
+        expected = isolated_dlt / "dlt" / "solarsync" / "blobs" / "solarknock"
     else:
         warehouse = request.getfixturevalue(f"{kind}_warehouse")
         expected = f"{warehouse.bucket_url}/_blobs/solarknock"
