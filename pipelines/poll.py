@@ -49,6 +49,7 @@ from sources.common import (
     solarsync_error_in,
     stats_for,
 )
+from sources.common.blobstore import default_root
 
 logger = logging.getLogger("solarsync")
 
@@ -126,7 +127,11 @@ def poll_source(
     reset_stats(spec.name)
     history = PollHistory(spec.name, warehouse)  # a run-history row per batch, and failures
     try:
-        with pipeline_lock(spec.name), warehouse.lock(spec.name):
+        with (
+            pipeline_lock(spec.name),
+            warehouse.lock(spec.name),
+            default_root(warehouse.blob_root()),  # files a source copies go where run's do
+        ):
             pipeline = make_pipeline(spec.name, warehouse)
             with warehouse.writing(spec.name):
                 result.resumed_packages = _finish_pending(pipeline)
