@@ -379,6 +379,33 @@ def test_a_reader_holding_views_never_stalls_the_run_nor_queues_other_readers(
     assert bi.query("reader", "select count(review_state) from analytics.knocks") == [(live,)]
 
 
+def test_views_of_an_earlier_version_are_adopted_without_a_lock(
+    sk_sandbox, bi, postgres_server, capsys
+):
+    """Views an earlier solarsync created (no definition digest in their comment) whose
+    definition Postgres deparses identically are not replaced: they only get the comment, which
+    does not wait for a BI transaction holding them."""
+    assert run("run", "solarknock") == 0
+    for view in bi.views():
+        bi.admin(f"COMMENT ON VIEW {view} IS NULL")
+    postgres_server.log_ddl(bi.database)
+    mark = postgres_server.ddl_count(bi.database)
+    with bi_transaction(bi, "analytics.knocks") as state:
+        capsys.readouterr()
+        assert run("run", "solarknock") == 0
+        out = capsys.readouterr().out
+    assert "warning" not in out, out
+    assert not state["solarsync_waited"]
+    tags = {tag for tag, name in postgres_server.ddl(bi.database, mark) if "analytics" in name}
+    assert tags == {"COMMENT"}, tags
+    comments = bi.admin(
+        "select obj_description(c.oid, 'pg_class') from pg_class c "
+        "join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = 'analytics' and c.relkind = 'v'"
+    )
+    assert comments and all("solarsync definition sha256:" in c for (c,) in comments), comments
+
+
 # --------------------------------------------------------------------------- settings
 def test_readers_that_are_not_roles_stop_the_run_before_any_request(
     sk_sandbox, bi, monkeypatch, capsys
