@@ -3,6 +3,7 @@
 - ``warehouse``: :class:`PostgresWarehouse`, the destination seam's hooks (connection, advisory
   lock, errors, reader),
 - ``views``: publishing the analytics views (only what changed, short locks, grants kept),
+- ``catalog``: what publishing reads from the catalog (columns, ACLs, dependent views, lock holders),
 - ``config``: ``[destination.postgres]`` settings solarsync adds (``readers``, view locks).
 """
 

@@ -46,6 +46,7 @@ import psycopg2.errors
 from psycopg2 import sql as pgsql
 
 from pipelines import views
+from pipelines.postgres.catalog import DIGEST, PROBE, Catalog, Dependent, Relation
 from pipelines.postgres.config import WHERE, PostgresSettings
 from sources.common import DestinationError, SolarsyncError, redact
 
@@ -56,10 +57,6 @@ _CREATE_VIEW = re.compile(
     r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?VIEW\s+(\S+)\s+AS\s+(.*)$", re.I | re.S
 )
 _CREATE_SCHEMA = re.compile(r"^\s*CREATE\s+SCHEMA\s+IF\s+NOT\s+EXISTS\s+\"?(\w+)\"?\s*$", re.I)
-_DIGEST = re.compile(r"solarsync definition sha256:([0-9a-f]{16,64})")
-PROBE = "solarsync_probe"
-#: a relation's name, schema-qualified whatever the search_path (``c``: pg_class, ``n``: its schema)
-_QUALIFIED = "quote_ident(n.nspname) || '.' || quote_ident(c.relname)"
 #: dlt's bookkeeping tables readers do not need (``_dlt_loads`` they may: last load times)
 PRIVATE_TABLES = ("_dlt_pipeline_state", "_dlt_version")
 
@@ -93,39 +90,6 @@ class Outcome:
     probes: int = 0
 
 
-@dataclass
-class Relation:
-    oid: int
-    name: str  # schema-qualified, quoted
-    kind: str  # pg_class.relkind
-    owner: str
-    comment: str | None
-
-    @property
-    def digest(self) -> str | None:
-        match = _DIGEST.search(self.comment or "")
-        return match.group(1) if match else None
-
-
-@dataclass
-class Dependent:
-    """A plain view that depends (directly or not) on a view being rebuilt."""
-
-    oid: int
-    name: str
-    kind: str
-    depth: int
-    definition: str | None
-    options: list[str]
-    owner: str
-    comment: str | None
-    grants: list[str]
-
-
-class Locked(Exception):
-    """Every attempt at a change timed out waiting for a lock."""
-
-
 class ViewPublisher:
     """Publishes one source's views file on one psycopg2 connection (see the module doc)."""
 
@@ -145,6 +109,7 @@ class ViewPublisher:
         self.readers = settings.reader_roles()
         self.sleep = sleep
         self.outcome = Outcome()
+        self.catalog = Catalog(connection)
         self._schema_dirty = True
         self._schema: Any = None
 
@@ -166,6 +131,7 @@ class ViewPublisher:
             with contextlib.suppress(psycopg2.Error):
                 self._session("RESET lock_timeout")
             self.connection.autocommit = autocommit
+        self.outcome.probes = self.catalog.probes
         for warning in self.outcome.warnings:
             logger.warning("%s: %s", self.source, warning)
         return self.outcome
@@ -220,7 +186,9 @@ class ViewPublisher:
     def _other(self, rendered: str) -> None:
         """``CREATE SCHEMA IF NOT EXISTS`` (run only when missing) or any other statement."""
         match = _CREATE_SCHEMA.match(rendered)
-        if match and self._one("select 1 from pg_namespace where nspname = %s", match.group(1)):
+        if match and self.catalog.one(
+            "select 1 from pg_namespace where nspname = %s", match.group(1)
+        ):
             return
         self._change(None, lambda cursor: self._ddl(cursor, rendered))
 
@@ -230,7 +198,7 @@ class ViewPublisher:
             raise ValueError(f"not a CREATE VIEW statement: {rendered[:80]}")
         qname, select = match.groups()
         digest = digest_of(select)
-        current = self._relation(qname)
+        current = self.catalog.relation(qname)
         if current is not None and current.digest == digest:
             self.outcome.views.append(name)
             return
@@ -246,8 +214,8 @@ class ViewPublisher:
         if current is None:
             work = self._create(qname, select, comment)
         else:
-            old = self._columns(current.oid)
-            new, same_definition = self._probe(current.oid, select)
+            old = self.catalog.columns(current.oid)
+            new, same_definition = self.catalog.probe(current.oid, select)
             if same_definition and old == new:  # an earlier version's view: stamp it only
                 work = self._comment(qname, comment)
             elif new[: len(old)] == old:
@@ -274,20 +242,20 @@ class ViewPublisher:
         (EXECUTE grants re-applied) only when its result columns changed."""
         digest = digest_of(repr((macro.params, macro.types, macro.defaults, macro.body)))
         signature = macro.signature()
-        current = self._one(
+        current = self.catalog.one(
             "select obj_description(p.oid, 'pg_proc'), p.proacl::text[] "
             "from pg_proc p where p.oid = to_regprocedure(%s)",
             signature,
         )
         if current is not None:
-            match = _DIGEST.search(current[0] or "")
+            match = DIGEST.search(current[0] or "")
             if match and match.group(1) == digest:
                 self.outcome.views.append(name)
                 return
-        columns, _ = self._probe(None, macro.probe())
+        columns, _ = self.catalog.probe(None, macro.probe())
         create = macro.create(columns, "postgres")
         comment = comment_for(self.source, digest, "function")
-        grants = self._function_grants(signature) if current is not None else []
+        grants = self.catalog.function_grants(signature) if current is not None else []
 
         def work(cursor: Any) -> None:
             cursor.execute("SAVEPOINT solarsync_function")
@@ -340,7 +308,7 @@ class ViewPublisher:
         """Drop and create the view, with its privileges, owner and dependents; None (and a
         warning) when a dependent cannot be created again."""
         qname = current.name
-        dependents = self._dependents(current.oid)
+        dependents = self.catalog.dependents(current.oid)
         other = [d for d in dependents if d.kind != "v" or d.definition is None]
         gone = ", ".join(f"{c} {t}" for c, t in old if (c, t) not in new)
         if other:
@@ -351,8 +319,8 @@ class ViewPublisher:
                 "replaces the view"
             )
             return None
-        grants = self._relation_grants(current.oid, qname)
-        me = self._one("select current_user")[0]
+        grants = self.catalog.grants(current.oid, qname)
+        me = self.catalog.one("select current_user")[0]
 
         def work(cursor: Any) -> None:
             self._ddl(cursor, f"DROP VIEW {qname} CASCADE")
@@ -433,7 +401,7 @@ class ViewPublisher:
             except BaseException:
                 self.connection.rollback()
                 raise
-        holders = self._holders(current.oid) if current is not None else ""
+        holders = self.catalog.holders(current.oid) if current is not None else ""
         self.outcome.warnings.append(
             f"{name or 'a statement'} keeps its previous definition: it was held by "
             f"{holders or 'other sessions'} through {self.attempts} attempt(s) of "
@@ -461,31 +429,7 @@ class ViewPublisher:
         if not self.readers:
             return
         names = [n for n in self.outcome.views if "." in n]
-        missing = self._all(
-            "select format('GRANT USAGE ON SCHEMA %%I TO %%I', n.nspname, r) "
-            "from pg_namespace n, unnest(%s::text[]) r "
-            "where n.nspname = any(%s) and not has_schema_privilege(r, n.oid, 'USAGE') "
-            "union all "
-            "select format('GRANT SELECT ON %%s TO %%I', c.oid::regclass, r) "
-            "from pg_class c join pg_namespace n on n.oid = c.relnamespace, unnest(%s::text[]) r "
-            "where c.relkind in ('r', 'p', 'v', 'm', 'f') "
-            "and (c.oid = any(array(select to_regclass(x) from unnest(%s::text[]) x)) "
-            "     or (n.nspname = %s and c.relname <> all(%s))) "
-            "and not has_table_privilege(r, c.oid, 'SELECT') "
-            "union all "
-            "select format('GRANT EXECUTE ON FUNCTION %%s TO %%I', p.oid::regprocedure, r) "
-            "from pg_proc p join pg_namespace n on n.oid = p.pronamespace, unnest(%s::text[]) r "
-            "where n.nspname || '.' || p.proname = any(%s) "
-            "and not has_function_privilege(r, p.oid, 'EXECUTE')",
-            self.readers,
-            ["analytics", self.source],
-            self.readers,
-            names,
-            self.source,
-            list(PRIVATE_TABLES),
-            self.readers,
-            names,
-        )
+        missing = self.catalog.missing_grants(self.readers, self.source, names, PRIVATE_TABLES)
         if not missing:
             return
 
@@ -495,145 +439,6 @@ class ViewPublisher:
 
         self._change(None, work, "granting the readers")
         logger.info("%s: granted %d privilege(s) to %s", self.source, len(missing), self.readers)
-
-    # ------------------------------------------------------------------ catalog
-    def _one(self, query: str, *params: Any) -> tuple | None:
-        rows = self._all(query, *params)
-        return rows[0] if rows else None
-
-    def _all(self, query: str, *params: Any) -> list[tuple]:
-        with self.connection.cursor() as cursor:
-            cursor.execute(query, params or None)
-            rows = cursor.fetchall()
-        self.connection.commit()
-        return rows
-
-    def _relation(self, qname: str) -> Relation | None:
-        row = self._one(
-            f"select c.oid, {_QUALIFIED}, c.relkind, pg_get_userbyid(c.relowner), "
-            "obj_description(c.oid, 'pg_class') from pg_class c "
-            "join pg_namespace n on n.oid = c.relnamespace where c.oid = to_regclass(%s)",
-            qname,
-        )
-        return Relation(*row) if row else None
-
-    def _columns(self, oid: int) -> list[tuple[str, str]]:
-        return [
-            (name, kind)
-            for name, kind in self._all(
-                "select attname, format_type(atttypid, atttypmod) from pg_attribute "
-                "where attrelid = %s and attnum > 0 and not attisdropped order by attnum",
-                oid,
-            )
-        ]
-
-    def _probe(self, oid: int | None, select: str) -> tuple[list[tuple[str, str]], bool]:
-        """The columns ``select`` gives (a temporary view, dropped again) and whether Postgres
-        deparses it as it deparses the view ``oid``."""
-        with self.connection.cursor() as cursor:
-            cursor.execute(f"CREATE TEMPORARY VIEW {PROBE} AS {select}")
-            self.outcome.probes += 1
-            cursor.execute(
-                "select attname, format_type(atttypid, atttypmod) from pg_attribute "
-                "where attrelid = %s::regclass and attnum > 0 and not attisdropped "
-                "order by attnum",
-                (PROBE,),
-            )
-            columns = [(name, kind) for name, kind in cursor.fetchall()]
-            same = False
-            if oid is not None:
-                cursor.execute(
-                    "select pg_get_viewdef(%s::regclass) = pg_get_viewdef(%s::oid)", (PROBE, oid)
-                )
-                same = bool(cursor.fetchone()[0])
-            cursor.execute(f"DROP VIEW {PROBE}")
-        self.connection.commit()
-        return columns, same
-
-    def _relation_grants(self, oid: int, qname: str) -> list[str]:
-        """GRANT statements that give back the privileges on ``oid`` (as ``qname``)."""
-        return [
-            row[0]
-            for row in self._all(
-                "select format('GRANT %%s ON %%s TO %%s%%s', a.privilege_type, %s::text, "
-                "case when a.grantee = 0 then 'PUBLIC' else quote_ident(pg_get_userbyid("
-                "a.grantee)) end, case when a.is_grantable then ' WITH GRANT OPTION' else '' end)"
-                " from pg_class c, aclexplode(c.relacl) a "
-                "where c.oid = %s and a.grantee <> c.relowner "
-                "order by a.grantee, a.privilege_type",
-                qname,
-                oid,
-            )
-        ]
-
-    def _function_grants(self, signature: str) -> list[str]:
-        return [
-            row[0]
-            for row in self._all(
-                "select format('GRANT EXECUTE ON FUNCTION %%s TO %%s', p.oid::regprocedure, "
-                "case when a.grantee = 0 then 'PUBLIC' else quote_ident(pg_get_userbyid("
-                "a.grantee)) end) from pg_proc p, aclexplode(p.proacl) a "
-                "where p.oid = to_regprocedure(%s) and a.grantee <> p.proowner",
-                signature,
-            )
-        ]
-
-    def _dependents(self, oid: int) -> list[Dependent]:
-        """Everything that depends on the view ``oid``, views of views too, deepest last."""
-        rows = self._all(
-            "with recursive deps(oid, depth) as ("
-            "  select r.ev_class, 1 from pg_depend d join pg_rewrite r on r.oid = d.objid "
-            "  where d.classid = 'pg_rewrite'::regclass and d.refclassid = 'pg_class'::regclass "
-            "  and d.refobjid = %s and r.ev_class <> %s "
-            "  union "
-            "  select r.ev_class, deps.depth + 1 from deps "
-            "  join pg_depend d on d.refobjid = deps.oid and d.refclassid = 'pg_class'::regclass "
-            "  and d.classid = 'pg_rewrite'::regclass "
-            "  join pg_rewrite r on r.oid = d.objid "
-            "  where r.ev_class <> deps.oid and deps.depth < 32"
-            ") "
-            f"select c.oid, {_QUALIFIED}, c.relkind, max(deps.depth), "
-            "case when c.relkind = 'v' then pg_get_viewdef(c.oid) end, "
-            "coalesce(c.reloptions, '{}'), pg_get_userbyid(c.relowner), "
-            "obj_description(c.oid, 'pg_class') "
-            "from deps join pg_class c on c.oid = deps.oid "
-            "join pg_namespace n on n.oid = c.relnamespace "
-            "group by c.oid, n.nspname order by max(deps.depth), c.oid",
-            oid,
-            oid,
-        )
-        out = [
-            Dependent(o, name, kind, depth, definition, list(options), owner, comment, [])
-            for o, name, kind, depth, definition, options, owner, comment in rows
-        ]
-        for dependent in out:
-            dependent.grants = self._relation_grants(dependent.oid, dependent.name)
-        # objects other than views (a function with a SQL-standard body, ...)
-        others = self._all(
-            "select pg_describe_object(d.classid, d.objid, d.objsubid) from pg_depend d "
-            "where d.refclassid = 'pg_class'::regclass and d.refobjid = %s "
-            "and d.deptype = 'n' and d.classid <> 'pg_rewrite'::regclass",
-            oid,
-        )
-        out += [Dependent(0, what, "other", 0, None, [], "", None, []) for (what,) in others]
-        return out
-
-    def _holders(self, oid: int) -> str:
-        """The sessions holding a lock on ``oid``: pid, user, application, since when."""
-        rows = self._all(
-            "select distinct a.pid, a.usename, a.application_name, "
-            "extract(epoch from now() - a.xact_start)::int "
-            "from pg_locks l join pg_stat_activity a on a.pid = l.pid "
-            "where l.relation = %s and l.granted and l.pid <> pg_backend_pid() order by 1",
-            oid,
-        )
-        return ", ".join(
-            f"pid {pid} (user {user}"
-            + (f", {app!r}" if app else "")
-            + (f", in a transaction open for {age}s" if age is not None else "")
-            + ")"
-            for pid, user, app, age in rows
-        )
 
 
 class _DependentsFailed(Exception):
