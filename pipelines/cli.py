@@ -51,9 +51,13 @@ A poll that fails is logged and the loop goes on; a rejected credential stops it
   solarsync --destination filesystem lake optimize             # every dataset of the lake
   solarsync --destination filesystem lake optimize tesla       # one source's tables
   solarsync --destination filesystem lake optimize --retention-hours 24
-Compacts each Delta table's small files (partition by partition), then vacuums: files no
-longer in the current version and older than the retention ([solarsync.lake]
-vacuum_retention_hours, default 168 = 7 days) are deleted.""",
+  solarsync --destination filesystem lake views -o lake_views.sql   # S3/GCS/Azure lakes
+optimize compacts each Delta table's small files (partition by partition), then vacuums: files
+no longer in the current version and older than the retention ([solarsync.lake]
+vacuum_retention_hours, default 168 = 7 days) are deleted.
+views writes the views script of a remote lake, as kept in its bucket (<bucket>/_views/), to
+a file to .read in a DuckDB with httpfs (default: the local copy, [solarsync.lake]
+views_file); for a local lake it names the views file (_views.duckdb).""",
     "demo": """examples:
   solarsync demo                     # sandbox API -> warehouse/demo.duckdb, then a query""",
 }
@@ -157,7 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("sources", nargs="*", metavar="SOURCE", help=f"one of {names}")
 
     lake = add("lake", "maintenance of the Delta lake (--destination filesystem)")
-    lake.add_argument("action", choices=["optimize"], help="optimize: compact and vacuum")
+    lake.add_argument(
+        "action",
+        choices=["optimize", "views"],
+        help="optimize: compact and vacuum; views: write the views script from the bucket",
+    )
     lake.add_argument("sources", nargs="*", metavar="SOURCE", help=f"one of {names}")
     lake.add_argument(
         "--retention-hours",
@@ -166,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="vacuum files older than this (default: [solarsync.lake] vacuum_retention_hours)",
     )
     lake.add_argument("--no-vacuum", action="store_true", help="compact only")
+    lake.add_argument("-o", "--output", metavar="PATH", help="views: where to write the script")
 
     demo = add("demo", "run the sandbox APIs, sync, mutate, sync again, show a query")
     demo.add_argument("--warehouse-dir", default="warehouse", help=argparse.SUPPRESS)

@@ -6,7 +6,8 @@ solarsync loads through dlt; what dlt leaves to us differs per destination and l
 - how to keep two loaders of one source apart beyond the local file lock (``lock``),
 - what to do before a load (``prepare``: e.g. adopt a warehouse of an earlier version),
 - how readers get the data after a load (``publish``: analytics views, a published copy),
-- how ``status`` and ``report`` read back (``reader``: read-only SQL in DuckDB's dialect).
+- how ``status`` and ``report`` read back (``reader``: read-only SQL in DuckDB's dialect),
+- where files a source copies (SolarKnock's lead attachments) go by default (``blob_root``).
 
 Everything else (runner, poll, status, report) talks to a :class:`Warehouse` and to dlt's own
 APIs (``pipeline.sql_client()``, ``pipeline.dataset()``). Adding a destination dlt loads
@@ -28,9 +29,13 @@ from typing import Any, ClassVar
 
 import dlt
 
+from sources.common.blobstore import BlobRoot
+
 logger = logging.getLogger("solarsync")
 
 DEFAULT_WAREHOUSE = Path("warehouse") / "solarsync.duckdb"
+#: the blob folder of the DuckDB warehouse (next to its file) and of Postgres (dlt's data dir)
+BLOB_DIR = "blobs"
 DEFAULT_DUCKDB_MEMORY_LIMIT = "128MB"
 DEFAULT_PUBLISH_EVERY_S = 5 * 60.0
 KINDS = ("duckdb", "filesystem", "postgres")
@@ -129,6 +134,17 @@ class Warehouse:
         new data visible to readers. Returns the views created."""
         raise NotImplementedError
 
+    def blob_root(self) -> BlobRoot | None:
+        """Where sources keep files by default (each in a folder of its own), unless
+        configured otherwise (``[sources.solarknock.attachments] blob_url``). None: the
+        source's own default."""
+        return None
+
+    def publish_warnings(self, source: str) -> list[str]:
+        """What the last :meth:`publish` of ``source`` could not do and readers should know
+        (e.g. a view kept at its previous definition): the run's warnings. Default: none."""
+        return []
+
     def publish_batch(self, pipeline: dlt.Pipeline, source: str) -> list[str]:
         """After a poll batch loaded (``poll`` calls :meth:`publish` at its end). Default: the
         same as :meth:`publish`; DuckDB copies at most every ``publish_every``."""
@@ -179,6 +195,14 @@ class DuckDBWarehouse(Warehouse):
 
     def exists(self) -> bool:
         return self.path.exists()
+
+    def blob_root(self) -> BlobRoot:
+        """``<warehouse dir>/blobs``; a file not named ``solarsync.duckdb`` (the demo's, a
+        test's) gets ``<dir>/blobs/<its name>`` so two warehouses' files never mix."""
+        base = self.path.parent / BLOB_DIR
+        if self.path.stem != DEFAULT_WAREHOUSE.stem:
+            base = base / self.path.stem
+        return BlobRoot(str(base.resolve()))
 
     def credentials(self) -> Any:
         """The working file, with DuckDB's memory capped (it spills to disk beyond the cap),

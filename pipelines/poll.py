@@ -49,6 +49,7 @@ from sources.common import (
     solarsync_error_in,
     stats_for,
 )
+from sources.common.blobstore import default_root
 
 logger = logging.getLogger("solarsync")
 
@@ -126,7 +127,11 @@ def poll_source(
     reset_stats(spec.name)
     history = PollHistory(spec.name, warehouse)  # a run-history row per batch, and failures
     try:
-        with pipeline_lock(spec.name), warehouse.lock(spec.name):
+        with (
+            pipeline_lock(spec.name),
+            warehouse.lock(spec.name),
+            default_root(warehouse.blob_root()),  # files a source copies go where run's do
+        ):
             pipeline = make_pipeline(spec.name, warehouse)
             with warehouse.writing(spec.name):
                 result.resumed_packages = _finish_pending(pipeline)
@@ -154,6 +159,9 @@ def poll_source(
                     result.load_ids.extend(info.loads_ids)
                     publish = warehouse.publish if final else warehouse.publish_batch
                     result.views = publish(pipeline, spec.name)
+                    for warning in warehouse.publish_warnings(spec.name):
+                        if warning not in result.warnings:
+                            result.warnings.append(warning)
                     history.batch(result)
                 if on_batch:
                     on_batch(result)

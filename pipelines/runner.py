@@ -32,6 +32,7 @@ from sources.common import (
     solarsync_error_in,
     stats_for,
 )
+from sources.common.blobstore import default_root
 
 logger = logging.getLogger("solarsync")
 
@@ -124,7 +125,11 @@ def run_source(
     started, started_at = time.monotonic(), datetime.now(UTC)
     reset_stats(spec.name)
     try:
-        with pipeline_lock(spec.name), warehouse.lock(spec.name):
+        with (
+            pipeline_lock(spec.name),
+            warehouse.lock(spec.name),
+            default_root(warehouse.blob_root()),
+        ):
             pipeline = make_pipeline(spec.name, warehouse, progress)
             with warehouse.writing(spec.name):
                 result.resumed_packages = _finish_pending(pipeline)
@@ -158,6 +163,7 @@ def run_source(
                 if "rows" in change:
                     result.rows[table] = change.pop("rows")
             result.warnings = _last_sync_warnings(pipeline, resources or spec.resources)
+            result.warnings += warehouse.publish_warnings(spec.name)
             errors = _last_sync_errors(pipeline, resources or spec.resources)
             if errors:  # loaded, and still failed (e.g. no SolarAssistant site could be read)
                 raise SolarsyncError("; ".join(errors))

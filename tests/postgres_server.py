@@ -12,8 +12,10 @@ Each test gets a fresh database (``create_database``); two roles exist for the b
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -21,6 +23,27 @@ PASSWORD_USER = "solarsync_pw"
 PASSWORD = "Pg-Secret-4417-xyz"
 NO_PRIVILEGE_USER = "solarsync_reader"
 NO_PRIVILEGE_PASSWORD = "Pg-Reader-8810-qrs"
+
+DDL_LOG = """
+CREATE SCHEMA ddl_log;
+CREATE TABLE ddl_log.commands (n bigserial, tag text, object text);
+CREATE FUNCTION ddl_log.on_end() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP
+    INSERT INTO ddl_log.commands (tag, object) VALUES (r.command_tag, r.object_identity);
+  END LOOP;
+END $$;
+CREATE FUNCTION ddl_log.on_drop() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT * FROM pg_event_trigger_dropped_objects() WHERE original LOOP
+    INSERT INTO ddl_log.commands (tag, object) VALUES ('DROP ' || r.object_type, r.object_identity);
+  END LOOP;
+END $$;
+CREATE EVENT TRIGGER ddl_log_end ON ddl_command_end EXECUTE FUNCTION ddl_log.on_end();
+CREATE EVENT TRIGGER ddl_log_drop ON sql_drop EXECUTE FUNCTION ddl_log.on_drop();
+"""
 
 
 class TestPostgres:
@@ -68,6 +91,36 @@ class TestPostgres:
 
     def drop_database(self, name: str) -> None:
         self.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    def create_role(self, name: str, *, member_of: Sequence[str] = ()) -> str:
+        """A login role (trusted on the local socket: no password) for one test."""
+        self.execute(f"CREATE ROLE {name} LOGIN")
+        for role in member_of:
+            self.execute(f"GRANT {role} TO {name}")
+        return name
+
+    def drop_role(self, name: str, database: str) -> None:
+        """Drop a role :meth:`create_role` made, with what it owns in ``database``."""
+        with contextlib.suppress(Exception):
+            self.execute(f"DROP OWNED BY {name} CASCADE", database)
+        with contextlib.suppress(Exception):
+            self.execute(f"DROP ROLE IF EXISTS {name}")
+
+    def log_ddl(self, database: str) -> None:
+        """An event trigger recording every DDL command run in ``database`` (any user) into
+        ``ddl_log.commands`` (tag, object): what solarsync did to the catalog, seen by the
+        server rather than by solarsync."""
+        self.execute(DDL_LOG, database)
+
+    def ddl(self, database: str, since: int = 0) -> list[tuple[str, str]]:
+        """(command tag, object identity) of the DDL run in ``database``, from ``since`` on."""
+        return self.execute(
+            f"select tag, coalesce(object, '') from ddl_log.commands where n > {since} order by n",
+            database,
+        )
+
+    def ddl_count(self, database: str) -> int:
+        return self.execute("select coalesce(max(n), 0) from ddl_log.commands", database)[0][0]
 
     def _create_roles(self) -> None:
         for user, password in (

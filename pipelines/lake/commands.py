@@ -1,10 +1,12 @@
-"""``solarsync lake optimize``: compaction and vacuum of the lake's Delta tables."""
+"""``solarsync lake optimize``: compaction and vacuum of the lake's Delta tables;
+``solarsync lake views``: the views script of a remote lake, from its bucket."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from pipelines import registry
 from pipelines.destinations import Warehouse
@@ -27,6 +29,8 @@ def lake_command(
             '(or set [solarsync] destination = "filesystem")'
         )
         return 2
+    if args.action == "views":
+        return views_command(warehouse, getattr(args, "output", None), out)
     try:
         names = [registry.get(name).name for name in args.sources]
     except KeyError as exc:
@@ -52,6 +56,34 @@ def lake_command(
         out("  no Delta table found")
     if republished:
         out(f"  views republished for {', '.join(republished)}")
+    return 0
+
+
+def views_command(warehouse: Any, output: str | None, out: Callable[[str], None]) -> int:
+    """Write the bucket's views script to ``output`` (default the local copy)."""
+    from pathlib import Path
+
+    from pipelines.lake.publish import write_script_copy
+    from pipelines.lake.warehouse import bucket_error, without_userinfo
+
+    if warehouse.local:
+        out(
+            f"lake views: {warehouse.views_file} (a DuckDB file of views, relocatable with the lake)"
+        )
+        return 0
+    try:
+        written = write_script_copy(warehouse, Path(output) if output else None)
+    except SolarsyncError as exc:
+        out(f"lake views: FAILED: {redact(exc)}")
+        return 1
+    except Exception as exc:  # the bucket cannot be read (read access is all this needs)
+        where = redact(without_userinfo(warehouse.bucket_url))
+        out(f"lake views: FAILED: {bucket_error(exc, where, 'read')}")
+        return 1
+    if written is None:
+        out(f"lake views: {warehouse.describe()} has no views yet: run a source first")
+        return 1
+    out(f"lake views: wrote {written} (from {warehouse.describe()})")
     return 0
 
 

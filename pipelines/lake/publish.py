@@ -11,10 +11,23 @@ The file is built as a copy next to the published one and renamed over it: a BI 
 the old file open keeps reading the old version (its Parquet files stay until ``vacuum``), and
 never blocks a load. A lock file keeps two sources publishing at once from losing an update.
 
+**Relocatable**: the views name each Parquet file relative to the views file's folder, through
+the macro ``solarsync_lake_dir()``. DuckDB resolves a relative path against the process's
+working directory, never against the database file, so the macro finds the file's folder
+itself: a database opened as a file gets the temporary directory ``<file>.tmp`` by default
+(``current_setting('temp_directory')``, absolute), whose folder is the file's. A copied,
+moved or mounted lake opened by any reader (the CLI, a BI tool's JDBC/ODBC driver, DuckDB 1.x)
+answers from where it is. Where that setting says nothing about the file (the file ATTACHed
+into another database, or ``temp_directory`` set by the reader) the macro falls back to the
+folder the file was published in.
+
 Local buckets need no DuckDB extension. For a remote bucket (s3://, gs://, az://) DuckDB needs
 its httpfs extension to read the files, which cannot be bound while publishing here: the same
-views are written as a SQL script (``views_file``, default ``warehouse/lake_views.sql``) to run
-in a DuckDB that has httpfs and the bucket's credentials (see README).
+views are written as a SQL script, kept **in the bucket** (``<bucket>/_views/<dataset>.sql``,
+one part per dataset, each written only by that dataset's loads: two hosts loading different
+sources never overwrite each other's), and assembled into a local copy (``views_file``, default
+``$DLT_DATA_DIR/solarsync/lake_views/<bucket>.sql``) after each publish and by
+``solarsync lake views``, to run in a DuckDB that has httpfs and the bucket's credentials.
 """
 
 from __future__ import annotations
@@ -54,6 +67,10 @@ DUCKDB_TYPES = {
     "wei": "DECIMAL(38, 0)",
 }
 LOADS_TABLE = "_dlt_loads"
+#: the macro the views of a local lake name their files with (see the module docstring)
+LAKE_DIR = "solarsync_lake_dir"
+#: the bucket's folder of views script parts, one ``<dataset>.sql`` each (remote lakes)
+SCRIPT_PARTS = "_views"
 
 
 def q(name: str) -> str:
@@ -79,8 +96,50 @@ def views_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def table_view_sql(delta: Any, columns: dict[str, Any]) -> str:
-    """``SELECT`` of one (local) Delta table's current files, typed like dlt's schema."""
+def lake_dir_macro(views_file: Path) -> str:
+    """``solarsync_lake_dir()``: the folder of the views file as the reader opened it, with a
+    trailing slash; the folder it was published in where that cannot be known (see the module
+    docstring)."""
+    folder = str(views_file.resolve().parent).rstrip("/") + "/"
+    tmp = "current_setting('temp_directory')"
+    return (
+        f"CREATE OR REPLACE MACRO main.{LAKE_DIR}() AS CASE "
+        f"WHEN ends_with({tmp}, {s('/' + views_file.name + '.tmp')}) "
+        f"THEN regexp_replace({tmp}, '[^/]*$', '') ELSE {s(folder)} END"
+    )
+
+
+class FileRefs:
+    """How a view names files of the lake: relative to the views file's folder through
+    :data:`LAKE_DIR` (local lakes), or by URL (remote lakes: the script runs anywhere)."""
+
+    def __init__(self, base: Path | None = None) -> None:
+        #: the views file's folder; None: absolute paths and URLs as they are
+        self.base = base
+
+    @classmethod
+    def of(cls, lake: LakeWarehouse) -> FileRefs:
+        return cls(lake.views_file.resolve().parent if lake.local else None)
+
+    def many(self, paths: list[str]) -> str:
+        """A list of files for ``read_parquet``. The folder is prefixed once for the whole list
+        (a ``lambda``: DuckDB 1.3 and later), which binds as fast as a list of literals; a macro
+        call per file costs about 0.5 ms per file on every query."""
+        if self.base is None:
+            return "[" + ", ".join(s(p) for p in paths) + "]"
+        relative = ", ".join(s(os.path.relpath(p, self.base)) for p in paths)
+        return f"list_transform([{relative}], lambda f: {LAKE_DIR}() || f)"
+
+    def one(self, path: str) -> str:
+        if self.base is None:
+            return s(path)
+        return f"{LAKE_DIR}() || {s(os.path.relpath(path, self.base))}"
+
+
+def table_view_sql(delta: Any, columns: dict[str, Any], refs: FileRefs | None = None) -> str:
+    """``SELECT`` of one Delta table's current files, typed like dlt's schema (files named by
+    ``refs``, default their absolute paths)."""
+    refs = refs or FileRefs()
     import pyarrow as pa
 
     uris = [_path(u) for u in delta.file_uris()]
@@ -97,13 +156,12 @@ def table_view_sql(delta: Any, columns: dict[str, Any]) -> str:
         select.append(f"CAST({q(column)} AS {data_type}) AS {q(column)}")
     if not uris:
         return f"SELECT {', '.join(select)} FROM (SELECT {_nulls(names)}) WHERE false"
-    files = ", ".join(s(u) for u in uris)
     options = "union_by_name = true"
     if partitions:
         types = ", ".join(f"{s(p)}: 'VARCHAR'" for p in partitions)
         options += f", hive_partitioning = true, hive_types = {{{types}}}"
     # files written before a column was added lack it: NULL, as in the Delta table
-    source = f"read_parquet([{files}], {options})"
+    source = f"read_parquet({refs.many(uris)}, {options})"
     return f"SELECT {', '.join(select)} FROM {source}" if names else f"SELECT * FROM {source}"
 
 
@@ -143,7 +201,7 @@ def loads_view_sql(lake: LakeWarehouse, dataset: str) -> str | None:
     return (
         "SELECT load_id, schema_name, CAST(status AS BIGINT) AS status, "
         "CAST(inserted_at AS TIMESTAMPTZ) AS inserted_at, schema_version_hash "
-        f"FROM read_json({s(pattern)}, format = 'newline_delimited', "
+        f"FROM read_json({FileRefs.of(lake).one(pattern)}, format = 'newline_delimited', "
         "columns = {load_id: 'VARCHAR', schema_name: 'VARCHAR', status: 'BIGINT', "
         "inserted_at: 'VARCHAR', schema_version_hash: 'VARCHAR'})"
     )
@@ -154,6 +212,7 @@ def dataset_statements(lake: LakeWarehouse, pipeline: dlt.Pipeline, source: str)
     schema = pipeline.schemas[source] if source in pipeline.schemas else pipeline.default_schema
     dataset = pipeline.dataset_name
     out = [f"DROP SCHEMA IF EXISTS {q(dataset)} CASCADE", f"CREATE SCHEMA {q(dataset)}"]
+    refs = FileRefs.of(lake)
     for table in schema.data_tables():
         name = table["name"]
         if table.get("table_format") != "delta":
@@ -162,7 +221,7 @@ def dataset_statements(lake: LakeWarehouse, pipeline: dlt.Pipeline, source: str)
         if delta is None:
             continue
         _check_readable(delta, dataset, name)
-        select = table_view_sql(delta, table.get("columns") or {})
+        select = table_view_sql(delta, table.get("columns") or {}, refs)
         out.append(f"CREATE VIEW {q(dataset)}.{q(name)} AS {select}")
     loads = loads_view_sql(lake, dataset)
     if loads:
@@ -207,6 +266,7 @@ def publish_views(lake: LakeWarehouse, pipeline: dlt.Pipeline, source: str) -> l
             shutil.copyfile(target, temp)
         con = duckdb.connect(str(temp))
         try:
+            con.execute(lake_dir_macro(target))
             for statement in dataset_sql:
                 con.execute(statement)
             created = apply_analytics(con, source)
@@ -236,7 +296,8 @@ def apply_analytics(con: Any, source: str) -> list[str]:
 
 
 SCRIPT_HEAD = """-- solarsync: views over the Delta lake {bucket}
--- Generated after each load; the current Parquet files of every Delta table.
+-- Assembled from the bucket's {parts}/<dataset>.sql (one part per dataset, rewritten after each
+-- load of that dataset): the current Parquet files of every Delta table.
 -- Needs DuckDB's httpfs extension and the bucket's credentials, e.g.:
 --   INSTALL httpfs; LOAD httpfs;
 --   CREATE SECRET (TYPE s3, KEY_ID '...', SECRET '...', ENDPOINT '...', URL_STYLE 'path');
@@ -247,33 +308,54 @@ SCRIPT_HEAD = """-- solarsync: views over the Delta lake {bucket}
 def publish_script(
     lake: LakeWarehouse, dataset: str, dataset_sql: list[str], source: str
 ) -> list[str]:
-    """The views of a remote lake as a DuckDB script, one section per dataset."""
-    target = lake.views_file
-    with views_lock(target):
-        sections: dict[str, str] = {}
-        if target.exists():
-            current = None
-            for line in target.read_text().splitlines(keepends=True):
-                if line.startswith("-- dataset "):
-                    current = line.strip()[len("-- dataset ") :]
-                    sections[current] = ""
-                    continue
-                if current is not None:
-                    sections[current] += line
-        body = "".join(
-            f"{statement};\n" for statement in dataset_sql + analytics_statements(source)
-        )
-        sections[dataset] = body
-        from pipelines.lake.warehouse import _without_userinfo
+    """The views of a remote lake: this dataset's part of the script, written to the bucket,
+    then the local copy assembled from every part there."""
+    body = "".join(f"{statement};\n" for statement in dataset_sql + analytics_statements(source))
+    fs, root = lake.fs()
+    try:
+        fs.pipe_file(_part_path(root, dataset), f"-- dataset {dataset}\n{body}".encode())
+    finally:
+        fs.invalidate_cache()
+    write_script_copy(lake)
+    return []
 
-        bucket = redact(_without_userinfo(lake.bucket_url))
-        text = SCRIPT_HEAD.format(bucket=bucket, name=target.name) + "".join(
-            f"-- dataset {name}\n{content}" for name, content in sorted(sections.items())
-        )
+
+def _part_path(root: str, dataset: str) -> str:
+    return f"{root.rstrip('/')}/{SCRIPT_PARTS}/{dataset}.sql"
+
+
+def script_text(lake: LakeWarehouse) -> str | None:
+    """The whole views script of a remote lake, from the parts in its bucket (None: no part
+    yet, nothing was published)."""
+    from pipelines.lake.warehouse import without_userinfo
+
+    fs, root = lake.fs()
+    try:
+        parts = sorted(fs.glob(f"{root.rstrip('/')}/{SCRIPT_PARTS}/*.sql"))
+        texts = [fs.cat_file(part).decode() for part in parts]
+    except FileNotFoundError:
+        return None
+    finally:
+        fs.invalidate_cache()
+    if not texts:
+        return None
+    bucket = redact(without_userinfo(lake.bucket_url))
+    head = SCRIPT_HEAD.format(bucket=bucket, parts=SCRIPT_PARTS, name=lake.views_file.name)
+    return head + "".join(texts)
+
+
+def write_script_copy(lake: LakeWarehouse, target: Path | None = None) -> Path | None:
+    """The bucket's script assembled into ``target`` (default the lake's ``views_file``),
+    atomically; None when the bucket has none yet."""
+    text = script_text(lake)
+    if text is None:
+        return None
+    target = target or lake.views_file
+    with views_lock(target):
         temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         temp.write_text(text)
         os.replace(temp, target)
-    return []
+    return target
 
 
 def remote_reader_connection(lake: LakeWarehouse) -> Any | None:

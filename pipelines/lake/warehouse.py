@@ -5,8 +5,9 @@ Configuration follows dlt's filesystem destination (``DESTINATION__FILESYSTEM__B
 ``[destination.filesystem.credentials]``) and ``[solarsync.lake]`` for what solarsync adds:
 
 - ``views_file``: the published DuckDB file of views (default ``<bucket>/_views.duckdb`` for a
-  local bucket; for a remote bucket ``warehouse/lake_views.sql``, a script of the same views
-  that needs DuckDB's httpfs extension);
+  local bucket, relocatable with the lake); for a remote bucket, where the local copy of the
+  views script goes (the script itself is kept in the bucket, ``<bucket>/_views/``; default copy
+  ``$DLT_DATA_DIR/solarsync/lake_views/<bucket>.sql``, the same whatever the working dir);
 - ``optimize_every``: compact and vacuum a source's tables after this many loads (default 50,
   0: never);
 - ``vacuum_retention_hours``: how long files no longer in a table's current version stay
@@ -29,11 +30,15 @@ import dlt
 
 from pipelines.destinations import Reader, Warehouse
 from sources.common import DestinationError, redact, register_secret
+from sources.common.blobstore import BlobRoot
 
 logger = logging.getLogger("solarsync")
 
 DEFAULT_BUCKET = Path("warehouse") / "lake"
-DEFAULT_REMOTE_VIEWS = Path("warehouse") / "lake_views.sql"
+#: under dlt's data dir: the local copy of a remote lake's views script, one per bucket
+REMOTE_VIEWS_DIR = Path("solarsync") / "lake_views"
+#: the folder of the bucket where sources keep files (lead attachments) by default
+BLOB_FOLDER = "_blobs"
 DEFAULT_OPTIMIZE_EVERY = 50
 DEFAULT_RETENTION_HOURS = 168
 DESTINATION = "destination filesystem"
@@ -81,7 +86,7 @@ class LakeWarehouse(Warehouse):
         elif self.local:
             self.views_file = Path(self.bucket_url) / "_views.duckdb"
         else:
-            self.views_file = DEFAULT_REMOTE_VIEWS
+            self.views_file = default_script_copy(self.bucket_url)
         self.optimize_every = int(optimize_every)
         self.retention_hours = int(retention_hours)
         self._config: Any = None
@@ -113,12 +118,29 @@ class LakeWarehouse(Warehouse):
         return filesystem(bucket_url=self.bucket_url)
 
     def describe(self) -> str:
-        return f"Delta lake {redact(_without_userinfo(self.bucket_url))} (views: {self.views_file})"
+        bucket = redact(without_userinfo(self.bucket_url))
+        if self.local:
+            return f"Delta lake {bucket} (views: {self.views_file})"
+        return f"Delta lake {bucket} (views script: {bucket}/_views/, copy: {self.views_file})"
 
     def exists(self) -> bool:
+        """Read from the lake itself (any host, any working dir sees the same answer)."""
         if self.local:
             return Path(self.bucket_url).exists() and any(Path(self.bucket_url).iterdir())
-        return self.views_file.exists()
+        try:
+            return bool(self.datasets())
+        except Exception:  # unreachable now: status says why the counts are missing
+            return True
+
+    def blob_root(self) -> BlobRoot:
+        """``<bucket>/_blobs``: in the lake itself (a local one moves with it; every host
+        loading an S3 lake shares the files), reached with the lake's credentials."""
+        if self.local:
+            return BlobRoot(str(Path(self.bucket_url) / BLOB_FOLDER))
+        from dlt.common.storages.fsspec_filesystem import prepare_fsspec_args
+
+        options = prepare_fsspec_args(self.client_config())
+        return BlobRoot(f"{self.bucket_url}/{BLOB_FOLDER}", options)
 
     def prepare(self) -> None:
         if self.local:
@@ -152,8 +174,7 @@ class LakeWarehouse(Warehouse):
                 missing = ", ".join(exc.fields)
                 if "credentials" in exc.fields:
                     raise DestinationError(
-                        f"{redact(_without_userinfo(self.bucket_url))}: the credentials are "
-                        "missing",
+                        f"{redact(without_userinfo(self.bucket_url))}: the credentials are missing",
                         source=DESTINATION,
                         hint="set [destination.filesystem.credentials] in .dlt/secrets.toml "
                         "(S3: aws_access_key_id, aws_secret_access_key, and endpoint_url for an "
@@ -220,7 +241,7 @@ class LakeWarehouse(Warehouse):
                 ) from None
             return
         fs, path = self.fs()
-        where = redact(_without_userinfo(self.bucket_url))
+        where = redact(without_userinfo(self.bucket_url))
         probe = f"{path.rstrip('/')}/_solarsync_probe/{uuid.uuid4().hex}"
         step = "list"
         try:
@@ -312,6 +333,14 @@ class LakeWarehouse(Warehouse):
         return sorted(p.rstrip("/").split("/")[-2] for p in found)
 
 
+def default_script_copy(bucket_url: str) -> Path:
+    """``$DLT_DATA_DIR/solarsync/lake_views/<bucket>.sql``: per host, not per working dir."""
+    import re
+
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", without_userinfo(bucket_url)).strip("-.")
+    return Path(dlt.current.run_context().data_dir) / REMOTE_VIEWS_DIR / f"{slug}.sql"
+
+
 def keep_credentials_out_of_traces() -> None:
     """dlt's trace (``trace.pickle`` in the pipeline dir) records every resolved setting, with
     the values of those not typed as secrets: ``aws_access_key_id`` is a plain ``str`` in dlt.
@@ -332,7 +361,7 @@ def keep_credentials_out_of_traces() -> None:
     TraceLogContext.log = log
 
 
-def _without_userinfo(url: str) -> str:
+def without_userinfo(url: str) -> str:
     parts = urlsplit(url)
     if parts.username or parts.password:
         host = parts.hostname or ""

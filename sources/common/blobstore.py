@@ -29,8 +29,10 @@ import re
 import secrets
 import socket
 import stat
+import threading
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import fsspec
@@ -53,6 +55,43 @@ def key_part(value: object) -> str:
         return text
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     return f"~{digest}"
+
+
+@dataclass(frozen=True)
+class BlobRoot:
+    """Where blobs go by default: a root URL and the fsspec options to reach it. The
+    destination in use decides it (``Warehouse.blob_root`` in ``pipelines``); a source keeps its
+    files in a folder of its own, :meth:`child`."""
+
+    url: str
+    storage_options: Mapping[str, Any] | None = field(default=None, repr=False)
+
+    def child(self, name: str) -> BlobRoot:
+        return BlobRoot(f"{self.url.rstrip('/')}/{key_part(name)}", self.storage_options)
+
+
+_defaults: list[BlobRoot | None] = []
+_defaults_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def default_root(root: BlobRoot | None) -> Iterator[None]:
+    """Within the block, :func:`current_default_root` is ``root``: set by whoever runs a source
+    (the pipeline knows its destination; the source does not). Process-wide: solarsync runs one
+    source at a time in a process, and a source's download threads see it too."""
+    with _defaults_lock:
+        _defaults.append(root)
+    try:
+        yield
+    finally:
+        with _defaults_lock:
+            _defaults.pop()
+
+
+def current_default_root() -> BlobRoot | None:
+    """The innermost :func:`default_root`, or None outside of any."""
+    with _defaults_lock:
+        return _defaults[-1] if _defaults else None
 
 
 class BlobStoreError(OSError):
@@ -302,4 +341,12 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-__all__ = ["BlobStore", "BlobStoreError", "Incoming", "key_part"]
+__all__ = [
+    "BlobRoot",
+    "BlobStore",
+    "BlobStoreError",
+    "Incoming",
+    "current_default_root",
+    "default_root",
+    "key_part",
+]

@@ -184,6 +184,111 @@ def test_a_reader_of_the_views_file_never_blocks_a_load(sk_sandbox, tmp_path):
     assert not list(lake.views_file.parent.glob("*.tmp"))
 
 
+COUNT_EVERY_VIEW = """
+import json, sys, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+views = con.execute(
+    "select schema_name, view_name from duckdb_views() "
+    "where not internal and database_name = current_database() order by all"
+).fetchall()
+out = {}
+for schema, view in views:
+    try:
+        out[f"{schema}.{view}"] = con.execute(f'select count(*) from "{schema}"."{view}"').fetchone()[0]
+    except duckdb.Error as exc:
+        out[f"{schema}.{view}"] = str(exc).splitlines()[0]
+print(json.dumps(out))
+"""
+
+
+def every_view(views_file: Path) -> dict[str, int | str]:
+    """Every view of a views file and its row count (or its error), as a reader that opens
+    only that file sees it: its own process, read-only, its working dir elsewhere."""
+    import json
+
+    from tests.readers import run_reader
+
+    done = run_reader(Path(sys.executable), COUNT_EVERY_VIEW, str(views_file))
+    return json.loads(done.stdout)
+
+
+def test_a_copied_lake_answers_every_view_from_where_it_now_is(
+    sk_sandbox, heat_sandbox, filesystem_warehouse, tmp_path
+):
+    """The lake folder copied elsewhere (another disk, a mount, a colleague's laptop) and the
+    original deleted: its views file, opened read-only from any working dir, answers every view
+    with the same counts (the views name their files relative to the views file)."""
+    import shutil
+
+    lake = filesystem_warehouse
+    assert cli.main(["--no-progress", "run", "solarknock", "heat"]) == 0
+    before = every_view(lake.views_file)
+    assert {"solarknock.knocks", "heat.sites", "analytics.knocks", "analytics.heat_sites"} <= set(
+        before
+    )
+    assert all(isinstance(n, int) for n in before.values()), before
+    assert before["solarknock.knocks"] == len(sk_sandbox.truth("knocks"))
+    assert before["solarknock._dlt_loads"] == 1 and before["analytics.sync_runs"] >= 2
+
+    moved = tmp_path / "mounted" / "lake copy"  # a space in the path, too
+    shutil.copytree(lake.bucket_url, moved)
+    shutil.rmtree(lake.bucket_url)
+    assert every_view(moved / "_views.duckdb") == before
+
+
+def _host(workdir: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """``solarsync`` as another host runs it: its own working dir and dlt data dir."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines", "--no-progress", *args],
+        cwd=workdir,
+        env={**env, "DLT_DATA_DIR": str(workdir / "dlt"), "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_a_second_host_sees_the_s3_lake_and_its_views_script(
+    sk_sandbox, heat_sandbox, filesystem_s3_warehouse, s3_server, s3_bucket, tmp_path, monkeypatch
+):
+    """Two hosts (working dirs, dlt data dirs) and one S3 lake, with the shipped defaults: what
+    one loaded, the other's ``status`` counts, and the views script is the bucket's (each
+    dataset's part written by its loads), whichever host asks and wherever it runs."""
+    monkeypatch.delenv("SOLARSYNC__LAKE__VIEWS_FILE")
+    env = dict(os.environ)
+    a, b = tmp_path / "host-a", tmp_path / "host-b"
+    done = _host(a, env, "run", "solarknock")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    status = _host(b, env, "status", "solarknock")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "(not created yet)" not in status.stdout, status.stdout
+    assert f"views script: s3://{s3_bucket}/lake/_views/" in status.stdout
+    knocks = next(line for line in status.stdout.splitlines() if line.strip().startswith("knocks"))
+    assert knocks.split()[1] == str(len(sk_sandbox.truth("knocks"))), knocks
+
+    done = _host(b, env, "run", "heat")
+    assert done.returncode == 0, done.stdout + done.stderr
+    copies = list((b / "dlt" / "solarsync" / "lake_views").glob("*.sql"))
+    assert len(copies) == 1  # host B's local copy, under its dlt data dir
+    for host in (a, b):
+        script = tmp_path / f"{host.name}.sql"
+        done = _host(host, env, "lake", "views", "-o", str(script))
+        assert done.returncode == 0, done.stdout + done.stderr
+        text = script.read_text()
+        for dataset in ("solarknock", "heat"):
+            assert f"-- dataset {dataset}\n" in text
+            assert f"read_parquet(['s3://{s3_bucket}/lake/{dataset}/" in text
+        assert "CREATE OR REPLACE VIEW analytics.knocks" in text
+        assert "CREATE OR REPLACE VIEW analytics.heat_sites" in text
+        assert S3_SECRET_KEY not in text
+        assert text == copies[0].read_text()
+    keys = {o["Key"] for o in s3_client(s3_server).list_objects_v2(Bucket=s3_bucket)["Contents"]}
+    assert {"lake/_views/solarknock.sql", "lake/_views/heat.sql"} <= keys
+    assert not (a / "warehouse").exists() and not (b / "warehouse").exists()
+
+
 # --------------------------------------------------------------------------- small files
 def tesla_runs(lake: LakeWarehouse, n: int, monkeypatch, start: datetime) -> None:
     import sources.tesla

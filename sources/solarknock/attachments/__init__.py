@@ -29,12 +29,12 @@ How a run works:
 
 Modules: ``model`` (columns, config spec, :class:`Attachment`, pure helpers), ``sync``
 (:class:`AttachmentSync`: walking leads, downloads, blob writes, the retry set), ``runtime``
-(source state, :func:`default_blob_url`), ``resources`` (:func:`attachment_resources`).
+(source state, :func:`default_blob_root`), ``resources`` (:func:`attachment_resources`).
 """
 
 from sources.solarknock.attachments.model import COLUMNS, Attachment, AttachmentsConfig
 from sources.solarknock.attachments.resources import attachment_resources
-from sources.solarknock.attachments.runtime import default_blob_url
+from sources.solarknock.attachments.runtime import default_blob_root, default_blob_url
 from sources.solarknock.attachments.sync import AttachmentSync
 
 __all__ = [
@@ -43,5 +43,6 @@ __all__ = [
     "AttachmentSync",
     "AttachmentsConfig",
     "attachment_resources",
+    "default_blob_root",
     "default_blob_url",
 ]

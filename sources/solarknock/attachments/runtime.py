@@ -1,5 +1,5 @@
-"""What the running dlt pipeline provides to the attachments: their entry in the source
-state and the default blob root next to the warehouse."""
+"""What the running pipeline provides to the attachments: their entry in the source state and
+the default blob root, which the destination in use decides (see README "Attachments")."""
 
 from __future__ import annotations
 
@@ -9,12 +9,24 @@ from typing import Any
 
 import dlt
 
+from sources.common.blobstore import BlobRoot, current_default_root
 from sources.solarknock.settings import ATTACHMENTS_TABLE, DEFAULT_BLOB_DIR, SOURCE_NAME
 
 
+def default_blob_root() -> BlobRoot:
+    """Where the files go without ``blob_url``: the ``solarknock`` folder of the blob root the
+    destination in use set for the run (``Warehouse.blob_root``); for this source run by
+    anything else, next to the DuckDB warehouse (:func:`default_blob_url`)."""
+    root = current_default_root()
+    if root is not None:
+        return root.child(SOURCE_NAME)
+    return BlobRoot(default_blob_url())
+
+
 def default_blob_url() -> str:
-    """``<warehouse dir>/blobs/solarknock``; a warehouse file not named ``solarsync.duckdb``
-    (the demo's, a test's) gets ``<dir>/blobs/<its name>/solarknock`` so files never mix."""
+    """Outside a solarsync run: ``<warehouse dir>/blobs/solarknock`` of the DuckDB warehouse
+    the running dlt pipeline loads (or the configured one); a warehouse file not named
+    ``solarsync.duckdb`` (the demo's, a test's) gets ``<dir>/blobs/<its name>/solarknock``."""
     warehouse: str | None = None
     try:
         destination = dlt.current.pipeline().destination

@@ -29,7 +29,7 @@ from sources.solarknock.attachments.model import (
     _mime_base,
     _str_or_none,
 )
-from sources.solarknock.attachments.runtime import _state, default_blob_url
+from sources.solarknock.attachments.runtime import _state, default_blob_root
 from sources.solarknock.client import SolarKnockClient
 from sources.solarknock.settings import (
     ATTACHMENTS_PATH,
@@ -198,9 +198,13 @@ class AttachmentSync(FileDownloads):
     @property
     def store(self) -> BlobStore:
         if self._store is None:
-            url = self.config.blob_url or default_blob_url()
+            if self.config.blob_url:
+                url, options = self.config.blob_url, self.config.storage_options
+            else:
+                root = default_blob_root()
+                url, options = root.url, root.storage_options
             try:
-                self._store = BlobStore(url, self.config.storage_options)
+                self._store = BlobStore(url, options)
             except (OSError, ValueError) as exc:
                 raise ConfigurationError(
                     f"cannot use the blob store ({type(exc).__name__}: {exc})",

@@ -403,3 +403,59 @@ def test_sigkill_during_a_large_download_then_rerun(sk_sandbox, warehouse, root)
     assert_blobs_match(sk_sandbox, warehouse, root)  # complete, and the leftover part swept
     assert final.stat().st_size == 200 << 20
     assert not list(incoming.glob("*"))
+
+
+# --------------------------------------------------------------------------- per destination
+@pytest.mark.parametrize("kind", ["duckdb", "postgres", "filesystem", "filesystem_s3"])
+def test_each_destination_keeps_the_files_where_the_readme_says(
+    kind, small_sandbox, request, tmp_path, monkeypatch, isolated_dlt
+):
+    """The default blob root is the destination's (README "Attachments"), whatever DuckDB
+    path is configured: next to the DuckDB file; ``$DLT_DATA_DIR/solarsync/blobs`` for
+    Postgres (not the working dir); ``<bucket>/_blobs`` in the lake (its own bucket, its
+    credentials, on S3)."""
+    from pipelines.destinations import DuckDBWarehouse
+    from tests.conftest import s3_client
+
+    duck = tmp_path / "elsewhere" / "configured.duckdb"
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(duck))
+    workdir = tmp_path / "workdir"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    if kind == "duckdb":
+        warehouse = DuckDBWarehouse(duck)
+        expected = duck.parent / "blobs" / "configured" / "solarknock"
+    elif kind == "postgres":
+        warehouse = request.getfixturevalue("postgres_warehouse")
+        expected = isolated_dlt / "dlt" / "solarsync" / "blobs" / "solarknock"
+    else:
+        warehouse = request.getfixturevalue(f"{kind}_warehouse")
+        expected = f"{warehouse.bucket_url}/_blobs/solarknock"
+        if kind == "filesystem":
+            expected = Path(expected)
+    destination = "filesystem" if kind.startswith("filesystem") else kind
+    assert run("--destination", destination, "run", "solarknock") == 0
+
+    with warehouse.reader() as reader:
+        stored = reader.rows(
+            "select blob_path, sha256 from solarknock.lead_attachments where status = 'stored'"
+        )
+    live = live_files(small_sandbox)
+    assert len(stored) == len(live) > 0
+    if kind == "filesystem_s3":
+        bucket, prefix = str(expected)[len("s3://") :].split("/", 1)
+        client = s3_client(os.environ["DESTINATION__FILESYSTEM__CREDENTIALS__ENDPOINT_URL"])
+        objects = client.list_objects_v2(Bucket=bucket, Prefix=prefix + "/")["Contents"]
+        keys = {o["Key"] for o in objects if "/.incoming/" not in o["Key"]}
+        assert {path for path, _ in stored} == {f"s3://{bucket}/{k}" for k in keys}
+        for path, sha in stored:
+            body = client.get_object(Bucket=bucket, Key=path.split("/", 3)[3])["Body"].read()
+            assert hashlib.sha256(body).hexdigest() == sha
+    else:
+        recorded = {Path(path) for path, _ in stored}
+        assert {p for p in expected.rglob("*") if p.is_file()} == recorded
+        assert all(sha256_file(Path(path)) == sha for path, sha in stored)
+    others = [duck.parent / "blobs", workdir / "warehouse" / "blobs", tmp_path / "blobs"]
+    for other in others:
+        if not str(expected).startswith(str(other)):
+            assert not other.exists(), other

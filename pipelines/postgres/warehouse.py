@@ -12,8 +12,9 @@
   exits with :class:`~sources.common.LockedError`. Postgres drops the lock when the holder's
   connection ends (a killed run never leaves it behind).
 - **Views**: ``warehouse/views/<source>.sql`` (DuckDB's dialect), transpiled by
-  :mod:`pipelines.views` and created in one transaction after each load: readers see the old
-  views or the new ones, never none.
+  :mod:`pipelines.views` and published by :mod:`pipelines.postgres.views` after each load:
+  unchanged views untouched, changed ones replaced in place under a short ``lock_timeout``
+  (grants and dependent views kept), ``readers`` roles granted (:mod:`pipelines.postgres.config`).
 - **Errors**: wrong password, unreachable host, missing database or privileges become a
   :class:`~sources.common.DestinationError` (exit 1) naming ``destination postgres``, what
   happened and what to do, never the password; the extracted data waits in the pipeline's
@@ -29,11 +30,15 @@ import re
 import socket
 import zlib
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import dlt
 
-from pipelines.destinations import Reader, Warehouse
+from pipelines.destinations import BLOB_DIR, Reader, Warehouse
+from pipelines.postgres import views as pgviews
+from pipelines.postgres.config import WHERE, PostgresSettings, settings
+from pipelines.views import to_dbapi
 from sources.common import (
     ConfigurationError,
     DestinationError,
@@ -42,10 +47,10 @@ from sources.common import (
     redact,
     register_secret,
 )
+from sources.common.blobstore import BlobRoot
 
 logger = logging.getLogger("solarsync")
 
-WHERE = "destination postgres"
 #: first key of solarsync's advisory locks (the second is the source's): "sols" as an int32
 LOCK_NAMESPACE = int.from_bytes(b"sols", "big") - 2**31
 CONFIG_HINT = (
@@ -84,8 +89,6 @@ class PostgresReader(Reader):
         return [dict(zip(names, row, strict=True)) for row in rows]
 
     def _execute(self, sql: str, params: Sequence[Any]) -> tuple[list[str], list[tuple]]:
-        from pipelines.views import to_dbapi
-
         with self.connection.cursor() as cursor:
             cursor.execute(to_dbapi(sql, self.dialect, bool(params)), list(params) or None)
             if not cursor.description:
@@ -103,7 +106,7 @@ class PostgresWarehouse(Warehouse):
     #: cannot write the pages' nested (JSON) columns.
     loader_file_format = "insert_values"
 
-    def __init__(self, credentials: Any) -> None:
+    def __init__(self, credentials: Any, settings: PostgresSettings | None = None) -> None:
         host = getattr(credentials, "host", None)
         if isinstance(host, str) and host.startswith("/"):
             # a unix socket directory as ``host = "/run/postgresql"`` (libpq's spelling):
@@ -111,6 +114,10 @@ class PostgresWarehouse(Warehouse):
             credentials.query = {**(credentials.query or {}), "host": host}
             credentials.host = "localhost"
         self.credentials = credentials
+        #: ``[destination.postgres]`` readers and view lock settings; None: read at each use
+        self._settings = settings
+        #: what the last publish of each source did (views changed, kept, warnings, DDL)
+        self.published: dict[str, pgviews.Outcome] = {}
         register_secret(getattr(credentials, "password", None))
         if _QUIET not in logging.getLogger("dlt").filters:
             logging.getLogger("dlt").addFilter(_QUIET)
@@ -131,6 +138,7 @@ class PostgresWarehouse(Warehouse):
                 source=WHERE,
                 hint=CONFIG_HINT,
             ) from None
+        settings()  # a malformed [destination.postgres] setting is a usage error, before any run
         return cls(config.credentials)
 
     def __repr__(self) -> str:
@@ -150,6 +158,13 @@ class PostgresWarehouse(Warehouse):
 
     def dlt_destination(self) -> Any:
         return dlt.destinations.postgres(credentials=self.credentials)
+
+    def blob_root(self) -> BlobRoot:
+        """``$DLT_DATA_DIR/solarsync/blobs``: per host like the run journal next to it, the same
+        whatever directory a cron job starts in (a folder under the working directory would move
+        with it, and every file be downloaded again); the DuckDB settings play no part. Several
+        hosts share files through ``blob_url`` (a bucket)."""
+        return BlobRoot(str(Path(dlt.current.run_context().data_dir) / "solarsync" / BLOB_DIR))
 
     def connect(self, *, read_only: bool = False, application_name: str = "solarsync") -> Any:
         """A psycopg2 connection of our own (the lock, the reader, ``exists``)."""
@@ -180,6 +195,10 @@ class PostgresWarehouse(Warehouse):
         finally:
             connection.close()
 
+    def settings(self) -> PostgresSettings:
+        """``[destination.postgres]`` as configured now (readers, view lock settings)."""
+        return self._settings if self._settings is not None else settings()
+
     # ------------------------------------------------------------------ lock
     @contextlib.contextmanager
     def lock(self, source: str) -> Iterator[None]:
@@ -187,10 +206,13 @@ class PostgresWarehouse(Warehouse):
 
         A second run of the source, from any host or working dir, raises :class:`LockedError`.
         Database failures inside the run (privileges, a server gone) become
-        :class:`DestinationError`."""
+        :class:`DestinationError`. The configured ``readers`` must exist (checked first:
+        nothing is read from the API when one does not)."""
+        configured = self.settings()
         me = f"solarsync {source} on {socket.gethostname()} pid {os.getpid()}"
         connection = self.connect(application_name=me[:63])
         try:
+            self._check_readers(connection, configured.reader_roles())
             with connection.cursor() as cursor:
                 cursor.execute(
                     "select pg_try_advisory_lock(%s, %s)", (LOCK_NAMESPACE, lock_key(source))
@@ -216,6 +238,25 @@ class PostgresWarehouse(Warehouse):
         finally:
             with contextlib.suppress(Exception):
                 connection.close()  # ends the session: Postgres releases its advisory locks
+
+    def _check_readers(self, connection: Any, readers: list[str]) -> None:
+        if not readers:
+            return
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "select r from unnest(%s::text[]) r "
+                "where not exists (select 1 from pg_roles where rolname = r)",
+                (readers,),
+            )
+            missing = [row[0] for row in cursor.fetchall()]
+        if missing:
+            raise ConfigurationError(
+                f"readers: role(s) {', '.join(missing)} do not exist in {self.describe()}",
+                source=WHERE,
+                hint=f"create them (CREATE ROLE {missing[0]} LOGIN PASSWORD '...') or fix "
+                "[destination.postgres] readers (DESTINATION__POSTGRES__READERS); nothing was "
+                "read or loaded",
+            )
 
     def _lock_holder(self, connection: Any, source: str) -> str:
         """``application_name`` of the session holding the lock (host and pid of the run)."""
@@ -307,9 +348,26 @@ class PostgresWarehouse(Warehouse):
 
     # ------------------------------------------------------------------ views and readers
     def publish(self, pipeline: dlt.Pipeline, source: str) -> list[str]:
-        """(Re)create the source's analytics views, transpiled, in one transaction."""
+        """The source's analytics views as :mod:`pipelines.postgres.views` publishes them:
+        only what changed, under a short lock timeout, grants kept, readers granted."""
         with pipeline.sql_client() as client:
-            return create_views(client.native_connection, source, self.dialect)
+            outcome = pgviews.publish(
+                client.native_connection, source, self.settings(), self.dialect
+            )
+        self.published[source] = outcome
+        logger.info(
+            "%s: views published (%d in place, %d changed, %d kept as they were, %d DDL)",
+            source,
+            len(outcome.views),
+            len(outcome.changed),
+            len(outcome.kept),
+            outcome.ddl,
+        )
+        return outcome.views
+
+    def publish_warnings(self, source: str) -> list[str]:
+        outcome = self.published.get(source)
+        return list(outcome.warnings) if outcome else []
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[Reader | None]:
@@ -324,93 +382,3 @@ def _denied_schema(text: str) -> str | None:
     """The schema of Postgres' "permission denied for schema X" (one solarsync did not create)."""
     match = re.search(r"permission denied for schema (\S+)", text)
     return match.group(1).strip('"') if match else None
-
-
-# --------------------------------------------------------------------------- views
-def create_views(connection: Any, source: str, dialect: str = "postgres") -> list[str]:
-    """The source's views file, transpiled, in ONE transaction (readers see the old views or
-    the new ones). A view whose tables do not exist yet is skipped, as on DuckDB. A view whose
-    columns changed (Postgres cannot ``CREATE OR REPLACE`` those) is dropped and created
-    again; views of the file that depended on it are created again after it."""
-    from pipelines import views
-
-    path = views.views_file(source, dialect)
-    if path is None:
-        return []
-    created: list[str] = []
-    autocommit = connection.autocommit
-    connection.autocommit = False
-    try:
-        with connection.cursor() as cursor:
-            schema = views.schema_of(_columns(cursor), dialect)
-            for statement in views.statements(path.read_text()):
-                name = views.statement_name(statement)
-                try:
-                    if views.is_macro(statement):
-                        _create_function(cursor, views.render_macro(statement, dialect, schema))
-                    else:
-                        _execute_view(cursor, views.render(statement, dialect, schema), name)
-                except views.MissingTables as exc:
-                    logger.info("%s: view %s skipped until %s exist", source, name, exc)
-                    continue
-                except Exception as exc:
-                    raise DestinationError(
-                        f"creating the analytics view {name} failed: "
-                        f"{redact(str(exc).strip().splitlines()[0])}",
-                        source=WHERE,
-                        hint=f"check warehouse/views/{source}.sql; the data is loaded, only the "
-                        "views are out of date until the next run",
-                    ) from exc
-                if name:
-                    created.append(name)
-                    schema = views.schema_of(_columns(cursor), dialect)
-        connection.commit()
-    except BaseException:
-        connection.rollback()
-        raise
-    finally:
-        connection.autocommit = autocommit
-    return created
-
-
-def _columns(cursor: Any) -> list[tuple[str, str, str, str]]:
-    cursor.execute(
-        "select table_schema, table_name, column_name, data_type "
-        "from information_schema.columns "
-        "where table_schema not in ('pg_catalog', 'information_schema') "
-        "order by table_schema, table_name, ordinal_position"
-    )
-    return cursor.fetchall()
-
-
-def _execute_view(cursor: Any, sql: str, name: str | None) -> None:
-    """``CREATE OR REPLACE VIEW``; when Postgres refuses because the columns changed (42P16),
-    drop it (and what depends on it) and create it anew, in the same transaction."""
-    import psycopg2
-
-    cursor.execute("SAVEPOINT solarsync_view")
-    try:
-        cursor.execute(sql)
-    except psycopg2.Error as exc:
-        if exc.pgcode != "42P16" or not name:
-            raise
-        cursor.execute("ROLLBACK TO SAVEPOINT solarsync_view")
-        logger.info("view %s: columns changed; dropped and created again", name)
-        cursor.execute(f"DROP VIEW IF EXISTS {name} CASCADE")
-        cursor.execute(sql)
-    cursor.execute("RELEASE SAVEPOINT solarsync_view")
-
-
-def _create_function(cursor: Any, macro: Any) -> None:
-    """A table macro as a SQL function returning its body's columns (types from Postgres:
-    the body with typed NULL parameters as a temporary view)."""
-    cursor.execute(f"CREATE TEMPORARY VIEW solarsync_probe AS {macro.probe()}")
-    cursor.execute(
-        "select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute a "
-        "where a.attrelid = 'solarsync_probe'::regclass and a.attnum > 0 "
-        "and not a.attisdropped order by a.attnum"
-    )
-    columns = cursor.fetchall()
-    cursor.execute("DROP VIEW solarsync_probe")
-    cursor.execute(f"DROP FUNCTION IF EXISTS {macro.signature()}")
-    cursor.execute(macro.create(columns, "postgres"))
