@@ -22,6 +22,7 @@ A construct none of this covers fails the test that creates every view on every 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -35,6 +36,8 @@ from sqlglot import exp
 from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.schema import MappingSchema
+
+from pipelines.duckdb_catalog import bind_under, catalog_name, literal, stand_in_catalog
 
 logger = logging.getLogger("solarsync")
 
@@ -68,24 +71,39 @@ def views_file(source: str, dialect: str = "duckdb") -> Path | None:
     return None
 
 
-def apply_views(warehouse: Path, source: str) -> list[str]:
-    """(Re)create the source's views; a view whose tables do not exist yet is skipped."""
+def apply_views(warehouse: Path, source: str, catalog: str | None = None) -> list[str]:
+    """(Re)create the source's views; a view whose tables do not exist yet is skipped.
+
+    ``catalog``: the name readers' DuckDB gives the file the views are read in (the published
+    file's, when ``warehouse`` is the working file; default: ``warehouse``'s own). Names of a
+    schema called like it are qualified so that they bind there (``pipelines.duckdb_catalog``).
+    """
     path = VIEWS_DIR / f"{source}.sql"
     if not path.exists():
         return []
-    created, con = [], duckdb.connect(str(warehouse))
+    catalog = catalog or catalog_name(warehouse)
+    originals = statements(path.read_text())
+    todo = [bind_under(statement, catalog) for statement in originals]
+    stand_ins = set().union(*(three_part for _, three_part in todo))
+    created, con = [], duckdb.connect(":memory:")
     try:
-        for statement in statements(path.read_text()):
-            try:
-                con.execute(statement)
-            except duckdb.CatalogException as exc:
-                logger.info(
-                    "%s: view skipped until its tables exist (%s)", source, str(exc).splitlines()[0]
-                )
-                continue
-            match = _VIEW_NAME.search(statement)
-            if match:
-                created.append(match.group(1))
+        # under an alias of our own: the file's name may be ``catalog`` itself
+        con.execute(f"ATTACH {literal(str(warehouse))} AS solarsync_views")
+        con.execute("USE solarsync_views")
+        with stand_in_catalog(con, catalog, stand_ins) if stand_ins else contextlib.nullcontext():
+            for (sql, _), statement in zip(todo, originals, strict=True):
+                try:
+                    con.execute(sql)
+                except duckdb.CatalogException as exc:
+                    logger.info(
+                        "%s: view skipped until its tables exist (%s)",
+                        source,
+                        str(exc).splitlines()[0],
+                    )
+                    continue
+                match = _VIEW_NAME.search(statement)
+                if match:
+                    created.append(match.group(1))
         for view, column, data_type in non_bi_columns(con):
             if view in created:
                 logger.warning(
