@@ -79,7 +79,12 @@ def bind_under(sql: str, catalog: str) -> tuple[str, set[tuple[str, str]]]:
     macro = _MACRO.match(sql)
     if macro:  # sqlglot does not parse DuckDB's table macros: their body is a SELECT
         offset, body = macro.start(2), macro.group(2)
-    expression = sqlglot.parse_one(body, read="duckdb")
+    try:
+        expression = sqlglot.parse_one(body, read="duckdb")
+    except sqlglot.errors.ParseError:
+        if not _names_schema(body, folded):  # the name is a word in it, not a schema
+            return sql, set()
+        raise
     target = None
     if isinstance(expression, exp.Create):
         target = expression.this.this if isinstance(expression.this, exp.Schema) else None
@@ -112,6 +117,16 @@ def bind_under(sql: str, catalog: str) -> tuple[str, set[tuple[str, str]]]:
     for start, end, text in sorted(edits, reverse=True):
         sql = sql[:start] + text + sql[end:]
     return sql, three_part
+
+
+def _names_schema(sql: str, folded: str) -> bool:
+    """Whether ``sql`` has ``<folded>.`` as a name, by its tokens (for SQL sqlglot cannot
+    parse)."""
+    tokens = sqlglot.tokenize(sql, read="duckdb")
+    return any(
+        a.text.casefold() == folded and b.token_type == sqlglot.TokenType.DOT
+        for a, b in zip(tokens, tokens[1:], strict=False)
+    )
 
 
 @contextlib.contextmanager

@@ -28,16 +28,24 @@ from pipelines.duckdb_catalog import literal
 
 #: read by DuckDB 1.4 LTS, the DuckDB CLI 1.5 (PyPI's newest) and DuckDB 2.0
 DEFAULT_STORAGE_VERSION = "v1.4.0"
-#: the DuckDB releases that read a file of each storage version (checked against real readers;
-#: README "DuckDB versions of BI tools")
+#: the DuckDB releases that open a file of each storage version (checked against DuckDB 1.1.3,
+#: 1.2.2, 1.3.2, 1.4.5 and the CLI 1.5.6 from PyPI; README "Which DuckDB opens the file")
 READERS = {
-    "v1.0.0": "DuckDB 0.10 and later",
+    "v1.0.0": "DuckDB 1.1 and later",
+    "v1.1.0": "DuckDB 1.1 and later",
     "v1.2.0": "DuckDB 1.2 and later",
     "v1.3.0": "DuckDB 1.3 and later",
     "v1.4.0": "DuckDB 1.4 LTS and later (the DuckDB CLI 1.5, DuckDB 2.0)",
     "v1.5.0": "DuckDB 1.5 and later",
-    "latest": "only the DuckDB release that wrote it and later (DuckDB 2.0 today)",
+    "latest": "DuckDB 2.0 and later",
 }
+
+
+def readers(version: str) -> str:
+    """Who opens a file of ``version``, for people."""
+    return READERS.get(version, f"DuckDB releases that read storage version {version}")
+
+
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?\+?$")
 
 
@@ -151,5 +159,6 @@ __all__ = [
     "key",
     "newer",
     "normalize",
+    "readers",
     "settings",
 ]

@@ -368,9 +368,15 @@ def readable_copy(src: Path, dst: Path, storage_version: str) -> str:
     """A copy of the (closed) DuckDB file ``src`` at ``dst`` that readers of
     ``storage_version`` open: a byte copy, or a compacting copy into ``storage_version`` when
     ``src`` is in a newer one. Returns which ("copy" or "converted")."""
+    import duckdb
+
     from pipelines.duckdb_storage import file_version, newer
 
-    if newer(file_version(src), storage_version):
+    try:
+        found = file_version(src)
+    except duckdb.IOException:  # a program holds it for writing: copied as it is, this time
+        found = storage_version
+    if newer(found, storage_version):
         compact_copy(src, dst, storage_version=storage_version)
         return "converted"
     shutil.copyfile(src, dst)
@@ -626,7 +632,7 @@ def prepare_working_file(
     """
     import duckdb
 
-    from pipelines.duckdb_storage import create, file_version, newer
+    from pipelines.duckdb_storage import create, file_version, newer, readers
 
     working = working_path(published)
     done: list[str] = []
@@ -662,12 +668,12 @@ def prepare_working_file(
         convert(working, storage_version, memory_limit)
         logger.warning(
             "rewrote the working file %s from DuckDB storage version %s to %s (%.1fs, once): "
-            "the files published from it open in DuckDB releases that read %s",
+            "the files published from it open in %s",
             working,
             found,
             storage_version,
             time.perf_counter() - started,
-            storage_version,
+            readers(storage_version),
         )
         done.append("converted")
     return done

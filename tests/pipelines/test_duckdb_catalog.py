@@ -130,3 +130,12 @@ def test_views_written_for_a_catalog_answer_under_it(tmp_path: Path, reader_cata
         ]
     finally:
         con.close()
+
+
+def test_sql_sqlglot_cannot_parse_is_left_alone_unless_it_names_the_schema():
+    import sqlglot
+
+    odd = "SELECT sites FROM x WHERE ??? broken"
+    assert bind_under(odd, "sites") == (odd, set())
+    with pytest.raises(sqlglot.errors.ParseError):
+        bind_under("SELECT * FROM sites.t WHERE ??? broken", "sites")
