@@ -354,6 +354,7 @@ def compact_copy(
         if memory_limit:
             con.execute("SET memory_limit = ?", [memory_limit])
         con.execute("SET preserve_insertion_order = false")
+        con.execute("SET enable_progress_bar = false")  # no bar in a cron job's output
         con.execute(f"ATTACH {_quote(src)} AS solarsync_src (READ_ONLY)")
         options = attach_options(storage_version) if storage_version else ""
         con.execute(f"ATTACH {_quote(dst)} AS solarsync_dst {options}")
