@@ -81,29 +81,14 @@ def apply_views(warehouse: Path, source: str, catalog: str | None = None) -> lis
     path = VIEWS_DIR / f"{source}.sql"
     if not path.exists():
         return []
-    catalog = catalog or catalog_name(warehouse)
-    originals = statements(path.read_text())
-    todo = [bind_under(statement, catalog) for statement in originals]
-    stand_ins = set().union(*(three_part for _, three_part in todo))
-    created, con = [], duckdb.connect(":memory:")
+    con = duckdb.connect(":memory:")
     try:
         # under an alias of our own: the file's name may be ``catalog`` itself
         con.execute(f"ATTACH {literal(str(warehouse))} AS solarsync_views")
         con.execute("USE solarsync_views")
-        with stand_in_catalog(con, catalog, stand_ins) if stand_ins else contextlib.nullcontext():
-            for (sql, _), statement in zip(todo, originals, strict=True):
-                try:
-                    con.execute(sql)
-                except duckdb.CatalogException as exc:
-                    logger.info(
-                        "%s: view skipped until its tables exist (%s)",
-                        source,
-                        str(exc).splitlines()[0],
-                    )
-                    continue
-                match = _VIEW_NAME.search(statement)
-                if match:
-                    created.append(match.group(1))
+        created = create_views(
+            con, source, statements(path.read_text()), catalog or catalog_name(warehouse)
+        )
         for view, column, data_type in non_bi_columns(con):
             if view in created:
                 logger.warning(
@@ -115,6 +100,32 @@ def apply_views(warehouse: Path, source: str, catalog: str | None = None) -> lis
                 )
     finally:
         con.close()
+    return created
+
+
+def create_views(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    sql: list[str],
+    catalog: str,
+    skip: type[Exception] | tuple[type[Exception], ...] = duckdb.CatalogException,
+) -> list[str]:
+    """Run a views file's statements in ``con``'s current catalog, bound for readers that open
+    the file as ``catalog`` (:func:`pipelines.duckdb_catalog.bind_under`); a statement failing
+    with ``skip`` (default: its tables do not exist yet) is left out. Returns the views made."""
+    todo = [bind_under(statement, catalog) for statement in sql]
+    stand_ins = set().union(*(three_part for _, three_part in todo))
+    created: list[str] = []
+    with stand_in_catalog(con, catalog, stand_ins) if stand_ins else contextlib.nullcontext():
+        for (bound, _), statement in zip(todo, sql, strict=True):
+            try:
+                con.execute(bound)
+            except skip as exc:
+                logger.info("%s: view skipped (%s)", source, str(exc).splitlines()[0])
+                continue
+            match = _VIEW_NAME.search(statement)
+            if match:
+                created.append(match.group(1))
     return created
 
 
