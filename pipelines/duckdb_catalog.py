@@ -32,11 +32,8 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-_MACRO = re.compile(
-    r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMP(?:ORARY)?\s+)?MACRO\s+([\w.]+)\s*\(.*?\)\s+AS\s+"
-    r"TABLE\s+(.*)$",
-    re.I | re.S,
-)
+#: the body of a table macro starts after ``AS TABLE`` (sqlglot does not parse DuckDB's macros)
+_MACRO_BODY = re.compile(r"^\s*CREATE\s.*?\bMACRO\b.*?\)\s+AS\s+TABLE\s+", re.I | re.S)
 _CREATED = re.compile(
     r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMP(?:ORARY)?\s+)?(?:VIEW|TABLE|MACRO)\s+"
     r"(?:IF\s+NOT\s+EXISTS\s+)?([\w.\"]+)",
@@ -76,9 +73,9 @@ def bind_under(sql: str, catalog: str) -> tuple[str, set[tuple[str, str]]]:
     if created:
         parts = created.group(1).replace('"', "").split(".")
         own_schema = parts[-2] if len(parts) >= 2 else None
-    macro = _MACRO.match(sql)
-    if macro:  # sqlglot does not parse DuckDB's table macros: their body is a SELECT
-        offset, body = macro.start(2), macro.group(2)
+    macro = _MACRO_BODY.match(sql)
+    if macro:  # a table macro's body is a SELECT
+        offset, body = macro.end(), sql[macro.end() :]
     try:
         expression = sqlglot.parse_one(body, read="duckdb")
     except sqlglot.errors.ParseError:

@@ -20,9 +20,11 @@ from pipelines.duckdb_storage import file_version
 from pipelines.publish import earlier_working_path, wal_path, working_path
 from pipelines.runner import run_source
 from sources.common import ConfigurationError
-from tests.pipelines.test_duckdb_defaults import (
+from tests.duckdb_readers import (
     assert_every_view_answers,
+    counts_cli,
     counts_duckdb14,
+    counts_here,
     declared_views,
 )
 from tests.readers import reader_python, run_reader
@@ -261,8 +263,6 @@ def lake_views(path: Path) -> list[str]:
 def test_the_lakes_views_file_opens_in_duckdb_1_4_and_the_cli(
     heat_sandbox, filesystem_warehouse, monkeypatch
 ):
-    from tests.pipelines.test_duckdb_defaults import counts_cli, counts_here
-
     sync("heat", filesystem_warehouse)
     views_file = filesystem_warehouse.views_file
     assert views_file.name == "_views.duckdb"
