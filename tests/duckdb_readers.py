@@ -79,6 +79,15 @@ def counts_cli(path: Path, views: list[str], parts: int = 2) -> dict[str, int]:
     return {view: int(n) for view, n in rows}
 
 
+def counts_cli_attached(path: Path, views: list[str], alias: str | None = None) -> dict[str, int]:
+    """The CLI with the file ``ATTACH``ed: under ``alias``, or without ``AS`` (DuckDB then names
+    the catalog after the file)."""
+    catalog = alias or catalog_name(path)
+    attach = f"ATTACH '{path.resolve()}'" + (f" AS {alias}" if alias else "") + " (READ_ONLY); "
+    sql = " UNION ALL ".join(f"SELECT '{v}', count(*) FROM \"{catalog}\".{v}" for v in views)
+    return {view: int(n) for view, n in cli_query("-csv", "-noheader", "-c", attach + sql)}
+
+
 def assert_every_view_answers(
     path: Path,
     sources: list[str],

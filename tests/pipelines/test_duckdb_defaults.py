@@ -27,7 +27,7 @@ import pytest
 from pipelines import cli
 from pipelines.duckdb_catalog import catalog_name
 from pipelines.publish import working_path
-from tests.duckdb_readers import assert_every_view_answers, cli_query, declared_views
+from tests.duckdb_readers import assert_every_view_answers, counts_cli_attached, declared_views
 from tests.sandboxes import heat_sa_tesla
 
 REPO = Path(__file__).resolve().parents[2]
@@ -203,14 +203,7 @@ def test_a_warehouse_named_like_a_schema_loads_and_every_reader_answers_its_view
     assert any(counts[v] for v in declared_views(*sources)) and counts["analytics.sync_runs"]
     # ATTACH without AS names the catalog after the file: the same answers
     views = declared_views(*sources, "solarsync")
-    attached = cli_query(
-        "-csv",
-        "-noheader",
-        "-c",
-        f"ATTACH '{published.resolve()}' (READ_ONLY); "
-        + " UNION ALL ".join(f"SELECT '{v}', count(*) FROM \"{name}\".{v}" for v in views),
-    )
-    assert {v: int(n) for v, n in attached} == counts
+    assert counts_cli_attached(published, views) == counts
     # status reads the published file under its name too
     assert cli.main(["--no-progress", "--warehouse", str(published), "status", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -230,15 +223,7 @@ def test_an_attach_under_another_alias_answers_every_view_of_a_file_named_otherw
     published = tmp_path / "bi.duckdb"
     assert cli.main(["--no-progress", "--warehouse", str(published), "run", "heat", "tesla"]) == 0
     counts = assert_every_view_answers(published, ["heat", "tesla"], readers=("here",))
-    views = list(counts)
-    rows = cli_query(
-        "-csv",
-        "-noheader",
-        "-c",
-        f"ATTACH '{published}' AS dashboards (READ_ONLY); "
-        + " UNION ALL ".join(f"SELECT '{v}', count(*) FROM dashboards.{v}" for v in views),
-    )
-    assert {v: int(n) for v, n in rows} == counts
+    assert counts_cli_attached(published, list(counts), alias="dashboards") == counts
 
 
 def test_dlt_connections_and_the_warehouse_take_one_lock(tmp_path: Path):
