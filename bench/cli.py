@@ -116,6 +116,10 @@ class Bench:
             # every lead's files, one request each) is switched off so all do the same work
             SOURCES__SOLARKNOCK__ATTACHMENTS__ENABLED="false",
         )
+        if os.environ.get("SOLARSYNC_BENCH_STORAGE_VERSION"):  # e.g. latest: DuckDB's own
+            env["DESTINATION__DUCKDB__STORAGE_VERSION"] = os.environ[
+                "SOLARSYNC_BENCH_STORAGE_VERSION"
+            ]
         env.update(extra)
         return env
 

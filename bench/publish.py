@@ -75,20 +75,21 @@ def render_publish(results: dict[str, Any]) -> list[str]:
         return [*lines, f"   ! {str(s['error'])[:150]}", ""]
     run = s["run_publish"]
     lines.append(
-        f"   working file {s['bytes'] / 1e6:,.0f} MB ({s['free_share'] * 100:.0f}% free blocks); "
+        f"   working file {s['bytes'] / 1e6:,.0f} MB (storage {s.get('storage_version', '?')}, "
+        f"{s['free_share'] * 100:.0f}% free blocks); "
         f"nightly run {s['nightly_s']:.1f}s; its publish: copy ({run['method']}) "
         f"{run['seconds']:.2f}s = {run['s_per_gb']:.2f} s/GB, with checkpoint and rename "
         f"{run.get('total_seconds', 0):.2f}s = {run['share_of_nightly'] * 100:.1f}% of the run"
     )
-    head = f"   {'method (best of 3, fsync incl.)':<34}{'s':>8}{'s per GB':>10}{'share of nightly':>18}"
+    head = f"   {'method (best of 3, fsync incl.)':<42}{'s':>8}{'s per GB':>10}{'share of nightly':>18}"
     lines += [head, "   " + "-" * (len(head) - 3)]
     for name, m in s["methods"].items():
         if "error" in m:
-            lines.append(f"   {name:<34}{'-':>8}{'-':>10}{'-':>18}  ({m['error'][:60]})")
+            lines.append(f"   {name:<42}{'-':>8}{'-':>10}{'-':>18}  ({m['error'][:60]})")
             continue
         extra = f"  -> {m['bytes'] / 1e6:,.0f} MB" if "bytes" in m else ""
         lines.append(
-            f"   {name:<34}{m['seconds']:>8.3f}{m['s_per_gb']:>10.2f}"
+            f"   {name:<42}{m['seconds']:>8.3f}{m['s_per_gb']:>10.2f}"
             f"{m['share_of_nightly'] * 100:>17.1f}%{extra}"
         )
     lines.append("")

@@ -54,9 +54,9 @@ def run_demo(workdir: Path, warehouse: str | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     db = Path(warehouse) if warehouse else workdir / "demo.duckdb"
     state_dir = workdir / ".demo-dlt"
-    from pipelines.publish import wal_path, working_path
+    from pipelines.publish import earlier_working_path, wal_path, working_path
 
-    for leftover in (db, working_path(db)):  # the published file and the one loads go to
+    for leftover in (db, working_path(db), earlier_working_path(db)):  # published, loaded
         leftover.unlink(missing_ok=True)
         wal_path(leftover).unlink(missing_ok=True)
     shutil.rmtree(state_dir, ignore_errors=True)

@@ -88,6 +88,27 @@ class Reader:
         }
 
 
+class DuckDBReader(Reader):
+    """A DuckDB file opened under the catalog name DuckDB gives it: in SQL, a schema named like
+    that catalog (``solarsync`` in ``solarsync.duckdb``) is named three-part, or DuckDB refuses
+    it as ambiguous (``pipelines.duckdb_catalog``)."""
+
+    def __init__(self, connection: Any, catalog: str) -> None:
+        super().__init__(connection)
+        self.catalog = catalog
+
+    def _sql(self, sql: str) -> str:
+        from pipelines.duckdb_catalog import bind_under
+
+        return bind_under(sql, self.catalog)[0]
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return super().rows(self._sql(sql), params)
+
+    def records(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return super().records(self._sql(sql), params)
+
+
 class Warehouse:
     """One destination as solarsync uses it. Subclasses fill in what differs."""
 
@@ -171,7 +192,7 @@ class DuckDBWarehouse(Warehouse):
 
         self.path = Path(path)
         self._lock = publish.WarehouseLock.get(
-            publish.lock_path(self.path), on_acquire=self._adopt_earlier_version
+            publish.lock_path(self.path), on_acquire=self._prepare_working_file
         )
         self._lock.timeout = _duration(
             "destination.duckdb.lock_timeout", publish.DEFAULT_LOCK_TIMEOUT_S
@@ -179,6 +200,9 @@ class DuckDBWarehouse(Warehouse):
         self._last_publish: float | None = None
         #: what the last publish did (method, bytes, seconds), for the bench and the log
         self.last_published: Any = None
+        #: what preparing the working file did in this process (``publish.prepare_working_file``)
+        self.prepared: list[str] | None = None
+        self._storage_version: str | None = None
 
     def __repr__(self) -> str:
         return f"DuckDBWarehouse({str(self.path)!r})"
@@ -189,6 +213,23 @@ class DuckDBWarehouse(Warehouse):
         from pipelines.publish import working_path
 
         return working_path(self.path)
+
+    @property
+    def catalog(self) -> str:
+        """The catalog name DuckDB gives the published file (its name up to the first dot)."""
+        from pipelines.duckdb_catalog import catalog_name
+
+        return catalog_name(self.path)
+
+    @property
+    def storage_version(self) -> str:
+        """``[destination.duckdb] storage_version``: the DuckDB storage version the working
+        file (so every published copy) is written in."""
+        if self._storage_version is None:
+            from pipelines.duckdb_storage import configured_version
+
+            self._storage_version = configured_version()
+        return self._storage_version
 
     def describe(self) -> str:
         return str(self.path)
@@ -231,13 +272,17 @@ class DuckDBWarehouse(Warehouse):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.load_path.parent.mkdir(mode=0o700, exist_ok=True)
 
-    def _adopt_earlier_version(self) -> None:
-        """On taking the lock: a warehouse loaded in place by an earlier version becomes the
-        working file (nothing is downloaded again)."""
-        from pipelines.publish import adopt
+    def _prepare_working_file(self) -> None:
+        """On taking the lock, before dlt opens the working file: an earlier version's working
+        file or in-place warehouse becomes it (nothing is downloaded again), a new one is
+        created in the configured storage version, one in a newer version rewritten in it.
+        The storage version is checked once per process."""
+        from pipelines.publish import prepare_working_file
 
-        if not self.load_path.exists() and self.path.exists():
-            adopt(self.path, self.load_path)
+        if self.prepared is not None and self.load_path.exists():
+            return
+        prepared = prepare_working_file(self.path, self.storage_version, self._memory_limit())
+        self.prepared = None if "unchecked" in prepared else prepared
 
     @contextlib.contextmanager
     def writing(self, source: str) -> Iterator[None]:
@@ -265,7 +310,7 @@ class DuckDBWarehouse(Warehouse):
 
         if not self.load_path.exists():
             return []
-        return apply_views(self.load_path, source)
+        return apply_views(self.load_path, source, catalog=self.catalog)
 
     def _publish(self, source: str) -> None:
         from pipelines.publish import publish_file
@@ -287,6 +332,7 @@ class DuckDBWarehouse(Warehouse):
             by=source,
             compact=str(_config("destination.duckdb.compact") or "auto"),
             memory_limit=self._memory_limit(),
+            storage_version=self.storage_version,
         )
         self._last_publish = time.monotonic()
         info = self.last_published
@@ -309,7 +355,7 @@ class DuckDBWarehouse(Warehouse):
             return
         connection = duckdb.connect(str(self.path), read_only=True)
         try:
-            yield Reader(connection)
+            yield DuckDBReader(connection, self.catalog)
         finally:
             connection.close()
 

@@ -7,7 +7,12 @@ fails. So solarsync never loads into the file BI tools open:
 
 - dlt loads into a private **working file**; for the published path ``<dir>/<name>`` (the
   ``--warehouse`` / ``DESTINATION__DUCKDB__CREDENTIALS`` path, ``warehouse/solarsync.duckdb`` by
-  default) that is ``<dir>/.solarsync/<name>``, so two warehouses in one folder never share one.
+  default) that is ``<dir>/.solarsync/working.<name>``, so two warehouses in one folder never
+  share one. DuckDB names a file's catalog after the file name up to its first dot: the working
+  file's is ``working`` whatever the published name, never the name of a schema in it (a file
+  named like a schema makes that schema's two-part names ambiguous, and dlt qualifies names
+  with the schema only; ``pipelines.duckdb_catalog``). It is created in the configured storage
+  version (``pipelines.duckdb_storage``), so its copies open in the DuckDB of BI tools.
 - after a load, :func:`publish_file` checkpoints and closes the working file (no WAL), copies it
   to ``<dir>/.<name>.publish-<pid>`` (reflink where the file system has one), fsyncs the copy,
   renames it over ``<dir>/<name>`` and fsyncs the directory. A connection opened before keeps
@@ -19,7 +24,9 @@ fails. So solarsync never loads into the file BI tools open:
   ``lock_timeout``) and a publish never copies another process's half-loaded package.
 - a warehouse of an earlier version (a loaded file at the published path, no working file) is
   **adopted** the first time the lock is taken: copied to the working location, dlt state and
-  all, so nothing is downloaded again.
+  all, so nothing is downloaded again. A working file of an earlier version
+  (``.solarsync/<name>``) is renamed; one in a newer storage version than configured (DuckDB
+  2.0's own format, from an earlier version) is rewritten once in the configured one.
 """
 
 from __future__ import annotations
@@ -46,6 +53,9 @@ from sources.common import DestinationError
 logger = logging.getLogger("solarsync")
 
 WORK_DIR = ".solarsync"
+#: the working file is ``WORK_DIR/<WORKING_PREFIX><published name>``: its DuckDB catalog is
+#: ``working`` (the name up to the first dot), which no dataset or ``analytics`` is called
+WORKING_PREFIX = "working."
 SOURCE = "destination duckdb"
 #: Linux FICLONE ioctl: share the blocks of a file (btrfs, XFS, bcachefs, ZFS 2.2+; not ext4)
 FICLONE = 0x40049409
@@ -63,11 +73,24 @@ DEFAULT_LOCK_TIMEOUT_S = 30 * 60.0
 
 def working_path(published: Path) -> Path:
     """The private file dlt loads into, next to the published one."""
+    return published.parent / WORK_DIR / f"{WORKING_PREFIX}{published.name}"
+
+
+def earlier_working_path(published: Path) -> Path:
+    """Where an earlier solarsync version kept the working file (its catalog was named like the
+    published file, so a warehouse named like a schema could not load)."""
     return published.parent / WORK_DIR / published.name
 
 
 def lock_path(published: Path) -> Path:
+    """The warehouse lock (the same file as earlier versions used: they keep out of each
+    other's way during an upgrade)."""
     return published.parent / WORK_DIR / f"{published.name}.lock"
+
+
+def lock_path_of_working(working: Path) -> Path:
+    """:func:`lock_path` of the warehouse whose working file is ``working``."""
+    return working.with_name(f"{working.name.removeprefix(WORKING_PREFIX)}.lock")
 
 
 def wal_path(database: Path) -> Path:
@@ -258,9 +281,8 @@ def _locking_credentials_class() -> type:
     class LockingDuckDbCredentials(DuckDbCredentials):
         def on_resolved(self) -> None:
             super().on_resolved()
-            database = Path(self.database)
             self.conn_pool = LockingPool(
-                self, WarehouseLock.get(database.with_name(database.name + ".lock"))
+                self, WarehouseLock.get(lock_path_of_working(Path(self.database)))
             )
 
     return LockingDuckDbCredentials
@@ -316,24 +338,50 @@ def fast_copy(src: Path, dst: Path) -> str:
         return "copy"
 
 
-def compact_copy(src: Path, dst: Path, memory_limit: str | None = None) -> None:
+def compact_copy(
+    src: Path, dst: Path, memory_limit: str | None = None, storage_version: str | None = None
+) -> None:
     """A compacted copy: DuckDB writes every schema, table, view and macro of ``src`` into a
-    new ``dst`` (free blocks left behind by merges are not copied; a WAL next to ``src`` is
-    replayed). 15 to 30 times slower than a byte copy (``make bench``, group 7)."""
+    new ``dst`` in ``storage_version`` (default: DuckDB's newest) (free blocks left behind by
+    merges are not copied; a WAL next to ``src`` is replayed). 15 to 30 times slower than a
+    byte copy (``make bench``, group 7)."""
     import duckdb
+
+    from pipelines.duckdb_storage import attach_options
 
     con = duckdb.connect(":memory:")
     try:
         if memory_limit:
             con.execute("SET memory_limit = ?", [memory_limit])
         con.execute("SET preserve_insertion_order = false")
+        con.execute("SET enable_progress_bar = false")  # no bar in a cron job's output
         con.execute(f"ATTACH {_quote(src)} AS solarsync_src (READ_ONLY)")
-        con.execute(f"ATTACH {_quote(dst)} AS solarsync_dst")
+        options = attach_options(storage_version) if storage_version else ""
+        con.execute(f"ATTACH {_quote(dst)} AS solarsync_dst {options}")
         con.execute("COPY FROM DATABASE solarsync_src TO solarsync_dst")
         con.execute("DETACH solarsync_dst")
         con.execute("DETACH solarsync_src")
     finally:
         con.close()
+
+
+def readable_copy(src: Path, dst: Path, storage_version: str) -> str:
+    """A copy of the (closed) DuckDB file ``src`` at ``dst`` that readers of
+    ``storage_version`` open: a byte copy, or a compacting copy into ``storage_version`` when
+    ``src`` is in a newer one. Returns which ("copy" or "converted")."""
+    import duckdb
+
+    from pipelines.duckdb_storage import file_version, newer
+
+    try:
+        found = file_version(src)
+    except duckdb.IOException:  # a program holds it for writing: copied as it is, this time
+        found = storage_version
+    if newer(found, storage_version):
+        compact_copy(src, dst, storage_version=storage_version)
+        return "converted"
+    shutil.copyfile(src, dst)
+    return "copy"
 
 
 def _quote(path: Path) -> str:
@@ -380,6 +428,7 @@ def leftovers(published: Path) -> list[Path]:
     if work.parent.exists():
         found += list(work.parent.glob(f"{work.name}.compact-*"))
         found += list(work.parent.glob(f"{work.name}.adopt-*"))
+        found += list(work.parent.glob(f"{work.name}.convert-*"))
     return found
 
 
@@ -418,6 +467,7 @@ def publish_file(
     by: str,
     compact: str = "auto",
     memory_limit: str | None = None,
+    storage_version: str | None = None,
 ) -> Published:
     """Make ``published`` an exact, complete copy of ``working`` (which must be closed and the
     warehouse lock held). Atomic: readers see the old file or the new one."""
@@ -438,7 +488,7 @@ def publish_file(
     if should_compact(compact, share, free_bytes):
         started = time.perf_counter()
         tmp = working.with_name(f"{working.name}.compact-{os.getpid()}")
-        compact_copy(working, tmp, memory_limit)
+        compact_copy(working, tmp, memory_limit, storage_version)
         fsync_file(tmp)
         os.replace(tmp, working)
         fsync_dir(working.parent)
@@ -508,11 +558,14 @@ def _replace(tmp: Path, published: Path, working: Path) -> None:
 
 
 # --------------------------------------------------------------------------- adoption
-def adopt(published: Path, working: Path) -> str:
+def adopt(published: Path, working: Path, storage_version: str | None = None) -> str:
     """Make a warehouse of an earlier version (loaded in place at ``published``) the working
     file, dlt state and all; ``published`` stays as BI tools know it until the next publish.
-    Returns how ("copy", or "compacting copy" when a WAL was next to it)."""
+    Returns how ("copy", or "compacting copy" into ``storage_version`` when a WAL was next to
+    it)."""
     import duckdb
+
+    from pipelines.duckdb_storage import attach_options
 
     for leftover in leftovers(published):
         leftover.unlink(missing_ok=True)
@@ -533,7 +586,8 @@ def adopt(published: Path, working: Path) -> str:
                 "for this one run; nothing was lost",
             ) from None
         if wal_path(published).exists():
-            con.execute(f"ATTACH {_quote(tmp)} AS solarsync_new")
+            options = attach_options(storage_version) if storage_version else ""
+            con.execute(f"ATTACH {_quote(tmp)} AS solarsync_new {options}")
             con.execute("COPY FROM DATABASE solarsync_old TO solarsync_new")
             con.execute("DETACH solarsync_new")
             how = "compacting copy"
@@ -557,3 +611,86 @@ def adopt(published: Path, working: Path) -> str:
         published,
     )
     return how
+
+
+def prepare_working_file(
+    published: Path, storage_version: str, memory_limit: str | None = None
+) -> list[str]:
+    """Under the warehouse lock, before dlt opens the working file: make it exist, in a
+    storage version readers of ``storage_version`` open. Returns what it did, in order:
+
+    - ``"renamed"``: an earlier version's working file (``.solarsync/<name>``) moved to
+      :func:`working_path` (its WAL with it);
+    - ``"adopted"``: an earlier version's warehouse loaded in place at ``published`` copied
+      (:func:`adopt`);
+    - ``"created"``: a new, empty file in ``storage_version`` (dlt would create it in DuckDB's
+      newest format);
+    - ``"converted"``: a file in a newer format than ``storage_version`` (DuckDB 2.0's own,
+      written by an earlier version) rewritten in it, once: a compacting copy, every table,
+      view and macro and dlt's state included (:func:`convert`);
+    - ``"unchecked"``: another program holds the working file (dlt's connection fails next,
+      with the runner's message naming that program); checked again next time.
+    """
+    import duckdb
+
+    from pipelines.duckdb_storage import create, file_version, newer, readers
+
+    working = working_path(published)
+    done: list[str] = []
+    if not working.exists():
+        earlier = earlier_working_path(published)
+        working.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if earlier.exists():
+            if wal_path(earlier).exists():
+                os.replace(wal_path(earlier), wal_path(working))
+            os.replace(earlier, working)
+            fsync_dir(working.parent)
+            logger.warning(
+                "moved the working file of an earlier solarsync version %s to %s",
+                earlier,
+                working,
+            )
+            done.append("renamed")
+        elif published.exists():
+            adopt(published, working, storage_version)
+            done.append("adopted")
+        else:
+            create(working, storage_version)
+            return [*done, "created"]
+    try:
+        found = file_version(working)
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise
+        # a program opened the working file itself: dlt's connection says so (runner)
+        return [*done, "unchecked"]
+    if newer(found, storage_version):
+        started = time.perf_counter()
+        convert(working, storage_version, memory_limit)
+        logger.warning(
+            "rewrote the working file %s from DuckDB storage version %s to %s (%.1fs, once): "
+            "the files published from it open in %s",
+            working,
+            found,
+            storage_version,
+            time.perf_counter() - started,
+            readers(storage_version),
+        )
+        done.append("converted")
+    return done
+
+
+def convert(working: Path, storage_version: str, memory_limit: str | None = None) -> None:
+    """Rewrite the (closed) working file in ``storage_version``: checkpointed first (no WAL
+    left to replay over the new file), a compacting copy next to it, renamed over it."""
+    checkpoint(working)
+    tmp = working.with_name(f"{working.name}.convert-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    try:
+        compact_copy(working, tmp, memory_limit, storage_version)
+        fsync_file(tmp)
+        os.replace(tmp, working)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(working.parent)

@@ -31,6 +31,7 @@ typed otherwise than its declaration (e.g. by a warehouse loaded before it was d
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -45,6 +46,8 @@ from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import traverse_scope
 from sqlglot.schema import MappingSchema
+
+from pipelines.duckdb_catalog import bind_under, catalog_name, literal, stand_in_catalog
 
 logger = logging.getLogger("solarsync")
 
@@ -82,36 +85,24 @@ def views_file(source: str, dialect: str = "duckdb") -> Path | None:
     return None
 
 
-def apply_views(warehouse: Path, source: str) -> list[str]:
-    """(Re)create the source's views; a view whose tables do not exist yet is skipped."""
+def apply_views(warehouse: Path, source: str, catalog: str | None = None) -> list[str]:
+    """(Re)create the source's views; a view whose tables do not exist yet is skipped.
+
+    ``catalog``: the name readers' DuckDB gives the file the views are read in (the published
+    file's, when ``warehouse`` is the working file; default: ``warehouse``'s own). Names of a
+    schema called like it are qualified so that they bind there (``pipelines.duckdb_catalog``).
+    """
     path = VIEWS_DIR / f"{source}.sql"
     if not path.exists():
         return []
-    created, con = [], duckdb.connect(str(warehouse))
+    con = duckdb.connect(":memory:")
     try:
-        for statement in statements(path.read_text()):
-            try:
-                con.execute(statement)
-            except duckdb.CatalogException as exc:
-                logger.info(
-                    "%s: view skipped until its tables exist (%s)", source, str(exc).splitlines()[0]
-                )
-                continue
-            except duckdb.BinderException as exc:
-                missing = _MISSING_COLUMN.search(str(exc))
-                if missing is None:
-                    raise
-                logger.warning(
-                    "%s: %s left as it was: it reads column %s, which the table gets with its "
-                    "next load",
-                    source,
-                    statement_name(statement),
-                    missing.group(1) or missing.group(2),
-                )
-                continue
-            match = _VIEW_NAME.search(statement)
-            if match:
-                created.append(match.group(1))
+        # under an alias of our own: the file's name may be ``catalog`` itself
+        con.execute(f"ATTACH {literal(str(warehouse))} AS solarsync_views")
+        con.execute("USE solarsync_views")
+        created = create_views(
+            con, source, statements(path.read_text()), catalog or catalog_name(warehouse)
+        )
         for view, column, data_type in non_bi_columns(con):
             if view in created:
                 logger.warning(
@@ -126,6 +117,47 @@ def apply_views(warehouse: Path, source: str) -> list[str]:
                 )
     finally:
         con.close()
+    return created
+
+
+def create_views(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    sql: list[str],
+    catalog: str,
+    skip: type[Exception] | tuple[type[Exception], ...] = duckdb.CatalogException,
+) -> list[str]:
+    """Run a views file's statements in ``con``'s current catalog, bound for readers that open
+    the file as ``catalog`` (:func:`pipelines.duckdb_catalog.bind_under`); a statement failing
+    with ``skip`` (default: its tables do not exist yet) is left out. Returns the views made."""
+    todo = [bind_under(statement, catalog) for statement in sql]
+    stand_ins = set().union(*(three_part for _, three_part in todo))
+    created: list[str] = []
+    with stand_in_catalog(con, catalog, stand_ins) if stand_ins else contextlib.nullcontext():
+        for (bound, _), statement in zip(todo, sql, strict=True):
+            try:
+                con.execute(bound)
+            except duckdb.BinderException as exc:
+                missing = _MISSING_COLUMN.search(str(exc))
+                if missing is None:
+                    if isinstance(exc, skip):
+                        logger.info("%s: view skipped (%s)", source, str(exc).splitlines()[0])
+                        continue
+                    raise
+                logger.warning(
+                    "%s: %s left as it was: it reads column %s, which the table gets with its "
+                    "next load",
+                    source,
+                    statement_name(statement),
+                    missing.group(1) or missing.group(2),
+                )
+                continue
+            except skip as exc:
+                logger.info("%s: view skipped (%s)", source, str(exc).splitlines()[0])
+                continue
+            match = _VIEW_NAME.search(statement)
+            if match:
+                created.append(match.group(1))
     return created
 
 

@@ -20,12 +20,11 @@ import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the environment the test session started with: pip installs readers with it, not with what a
+#: test set since (a sandbox's ``REQUESTS_CA_BUNDLE`` makes pip refuse the registry's certificate)
+SESSION_ENV = dict(os.environ)
 #: beside the project's venv: ``make clean`` removes both, git ignores both
 READERS_DIR = Path(os.environ.get("SOLARSYNC_READERS_DIR", ROOT / ".venv" / "readers"))
-#: the environment as pytest found it (this module is imported while tests are collected):
-#: pip reaches the registry with the machine's CA settings even when the test that needs a
-#: reader has pointed ``REQUESTS_CA_BUNDLE`` at a sandbox's self-signed CA
-_REGISTRY_ENV = dict(os.environ)
 
 
 def reader_python(name: str, *requirements: str) -> Path:
@@ -46,7 +45,7 @@ def reader_python(name: str, *requirements: str) -> Path:
                 capture_output=True,
                 text=True,
                 timeout=900,
-                env=_REGISTRY_ENV,
+                env=SESSION_ENV,
             )
             if result.returncode != 0:
                 raise RuntimeError(

@@ -36,7 +36,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +43,9 @@ from typing import TYPE_CHECKING, Any
 import dlt
 import duckdb
 
+from pipelines.duckdb_storage import configured_version
+from pipelines.duckdb_storage import create as create_database
+from pipelines.publish import readable_copy
 from pipelines.views import VIEWS_DIR, statements
 from sources.common import redact
 
@@ -262,8 +264,12 @@ def publish_views(lake: LakeWarehouse, pipeline: dlt.Pipeline, source: str) -> l
     with views_lock(target):
         temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         temp.unlink(missing_ok=True)
+        # in the storage version BI tools' DuckDB reads ([destination.duckdb] storage_version)
+        version = configured_version()
         if target.exists():
-            shutil.copyfile(target, temp)
+            readable_copy(target, temp, version)
+        else:
+            create_database(temp, version)
         con = duckdb.connect(str(temp))
         try:
             con.execute(lake_dir_macro(target))

@@ -92,7 +92,7 @@ def warehouse(isolated_dlt: Path) -> Path:
 
 def test_loads_go_to_a_working_file_and_runs_publish_a_whole_copy(sk_sandbox, warehouse):
     assert run("run", "solarknock") == 0
-    work = warehouse.parent / ".solarsync" / "warehouse.duckdb"
+    work = warehouse.parent / ".solarsync" / "working.warehouse.duckdb"
     assert working_path(warehouse) == work and work.exists() and warehouse.exists()
     assert os.stat(work).st_ino != os.stat(warehouse).st_ino
     # the published file is the working file, checkpointed: no WAL, no temporary file left

@@ -114,7 +114,7 @@ def legacy_heat():
         patch.setattr(heat_source, "_upgrade_entry_hashes", lambda: None)
         patch.setattr(heat_source.Snapshot, "snapshot_rows", lambda self: iter(()))  # no table
         # its views knew no entry_hash
-        patch.setattr("pipelines.views.apply_views", lambda *args: [])
+        patch.setattr("pipelines.views.apply_views", lambda *args, **kwargs: [])
         yield patch
 
 
