@@ -396,16 +396,8 @@ def test_machine_timezone_is_an_iana_name(monkeypatch):
 
 # -- where the warehouse lands -----------------------------------------------------------------
 
-#: issue 19: with the default file name (solarsync.duckdb) DuckDB's catalog is called solarsync,
-#: like the run history's schema, and every run fails ("Ambiguous reference to catalog or schema
-#: solarsync"); not a Dagster matter, fixed elsewhere. Strict: once fixed, drop the mark.
-ISSUE_19 = pytest.mark.xfail(
-    strict=True, reason="issue 19: the default warehouse file name collides with a schema"
-)
-#: the warehouse setting: None is the default as shipped (warehouse/solarsync.duckdb). Only the
-#: in-process test runs the default while issue 19 stands: `dagster job execute` of a failing
-#: run waits out the shipped retry policy (1 + 2 + 4 minutes) before it exits
-WAREHOUSE_SETTINGS = [pytest.param(None, marks=ISSUE_19, id="default"), "warehouse/bi.duckdb"]
+#: None: the default as shipped (warehouse/solarsync.duckdb, named like the history schema)
+WAREHOUSE_SETTINGS = [pytest.param(None, id="default"), "warehouse/bi.duckdb"]
 
 
 def make_project(
@@ -608,7 +600,7 @@ def test_dagster_loads_the_code_location_only_with_a_source_list(tmp_path):
 @pytest.mark.parametrize(
     ("where", "duckdb_file"),
     [
-        pytest.param("cwd", "warehouse/bi.duckdb", id="cwd"),
+        pytest.param("cwd", None, id="cwd"),
         pytest.param("DLT_PROJECT_DIR", "warehouse/bi.duckdb", id="DLT_PROJECT_DIR"),
     ],
 )
