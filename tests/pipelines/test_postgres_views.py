@@ -22,7 +22,7 @@ import pytest
 
 import pipelines.views
 from pipelines import cli
-from pipelines.postgres.views import PROBE
+from pipelines.destinations.postgres.views import PROBE
 from tests import postgres_server as pg
 from tests.postgres_server import PASSWORD, PASSWORD_USER
 from tests.sources.heat.conftest import heat_sandbox
