@@ -84,7 +84,9 @@ DUCKDB_ENV = "DESTINATION__DUCKDB__CREDENTIALS"
 
 #: when each source runs (cron, in :func:`schedule_timezone`): the registry's; ``[sources.<name>]
 #: schedule`` overrides
-DEFAULT_SCHEDULES: Mapping[str, str] = {name: spec.schedule for name, spec in registry.SOURCES.items()}
+DEFAULT_SCHEDULES: Mapping[str, str] = {
+    name: spec.schedule for name, spec in registry.SOURCES.items()
+}
 #: exit codes of errors that another attempt cannot fix
 NOT_RETRYABLE = {AuthenticationError.exit_code, ConfigurationError.exit_code}
 #: errors (by class name) that another attempt cannot fix either: a setting dlt could not find

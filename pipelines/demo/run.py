@@ -99,7 +99,7 @@ def run_demo(workdir: Path, warehouse: str | None = None) -> int:
             return 1
     out(f"\ndemo finished in {time.monotonic() - started:.0f}s. Open {db} in DBeaver/Metabase,")
     out(
-        f"or: .venv/bin/python -c \"import duckdb; duckdb.sql('from analytics.leads limit 5', connection=duckdb.connect('{db}')).show()\""
+        f"or: python -c \"import duckdb; duckdb.sql('from analytics.leads limit 5', connection=duckdb.connect('{db}', read_only=True)).show()\""
     )
     load_into(db)  # the demo's runs into analytics.sync_runs
     report = write_report(db)

@@ -51,7 +51,9 @@ def test_polls_extracted_before_one_load_keep_their_own_snapshot_instants(heat_s
     pipeline.extract(heat(), loader_file_format=LOADER_FILE_FORMAT)
     pipeline.normalize()
     pipeline.load().raise_on_failed_jobs()
-    as_warehouse(warehouse).publish(pipeline, "heat", views="heat.sql")  # what run and poll do after a load
+    as_warehouse(warehouse).publish(
+        pipeline, "heat", views="heat.sql"
+    )  # what run and poll do after a load
 
     s1, s2, s3 = snapshots(warehouse)
     assert s1 < s2 < s3
