@@ -144,10 +144,11 @@ def project_dir() -> Path:
 
 def _duckdb_file() -> Path | None:
     """The DuckDB warehouse file as an absolute path (relative: under :func:`project_dir`)."""
+    project = project_dir()  # first: the project's settings are the ones read below
     path = duckdb_path()
     if str(path) in (":memory:", ""):
         return None
-    return path if path.is_absolute() else project_dir() / path
+    return path if path.is_absolute() else project / path
 
 
 @contextlib.contextmanager

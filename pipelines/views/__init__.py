@@ -36,7 +36,9 @@ from pipelines.views.transpile import (
     is_macro,
     render,
     render_macro,
+    schema_of,
     statement_name,
+    to_dbapi,
 )
 from sources.common import DestinationError, SolarsyncError, redact
 
@@ -220,8 +222,13 @@ __all__ = [
     "ViewTarget",
     "ViewsMissing",
     "ViewsOutcome",
+    "is_macro",
     "publish_views",
+    "render",
+    "render_macro",
+    "schema_of",
     "statement_name",
+    "to_dbapi",
     "statements",
     "views_file",
     "views_sql",

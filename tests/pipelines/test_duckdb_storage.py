@@ -192,8 +192,10 @@ class LoadedInPlace(DuckDBWarehouse):
     def writing(self, source):
         return contextlib.nullcontext()
 
-    def publish(self, pipeline, source):
-        return []
+    def publish(self, pipeline, source, *, views, batch=False):
+        from pipelines.destinations import Publication
+
+        return Publication()
 
 
 def test_a_warehouse_an_earlier_release_loaded_at_analytics_duckdb_is_adopted(

@@ -61,9 +61,8 @@ class DuckDBWarehouse(Warehouse):
 
     def __init__(self, path: str | os.PathLike[str], config: DuckDBSettings | None = None) -> None:
         self.path = Path(path)
-        self.config = config or settings()
+        self._config = config
         self._lock = WarehouseLock.get(lock_path(self.path), on_acquire=self._prepare_working_file)
-        self._lock.timeout = self.config.lock_timeout_s
         self._last_publish: float | None = None
         #: what the last publish did (method, bytes, seconds), for the bench and the log
         self.last_published: Published | None = None
@@ -72,6 +71,14 @@ class DuckDBWarehouse(Warehouse):
 
     def __repr__(self) -> str:
         return f"DuckDBWarehouse({str(self.path)!r})"
+
+    @property
+    def config(self) -> DuckDBSettings:
+        """``[destination.duckdb]``, read when first needed (inside a run, where a setting that
+        is not valid fails that run with its message)."""
+        if self._config is None:
+            self._config = settings()
+        return self._config
 
     @property
     def load_path(self) -> Path:
@@ -138,6 +145,7 @@ class DuckDBWarehouse(Warehouse):
     @contextlib.contextmanager
     def writing(self, source: str) -> Iterator[None]:
         self.prepare()
+        self._lock.timeout = self.config.lock_timeout_s
         with self._lock.hold(source, self._lock.timeout):
             yield
 
