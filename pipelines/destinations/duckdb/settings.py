@@ -40,14 +40,21 @@ class DuckDBSettings(BaseConfiguration):
     compact: str = "auto"
     storage_version: str = DEFAULT_STORAGE_VERSION
 
-    def on_resolved(self) -> None:
-        self.storage_version = normalize(self.storage_version)
+    @property
+    def version(self) -> str:
+        """``storage_version`` as DuckDB names it (``1.4`` -> ``v1.4.0``); a value DuckDB does
+        not know is a :class:`ConfigurationError` (read when a run needs it)."""
+        return normalize(self.storage_version)
+
+    @property
+    def compact_mode(self) -> str:
         if self.compact not in COMPACT_MODES:
             raise ConfigurationError(
                 f"[destination.duckdb] compact = {self.compact!r}",
                 source=WHERE,
                 hint=f"one of {', '.join(COMPACT_MODES)} (DESTINATION__DUCKDB__COMPACT)",
             )
+        return self.compact
 
     @property
     def lock_timeout_s(self) -> float:

@@ -94,7 +94,7 @@ class DuckDBWarehouse(Warehouse):
     def storage_version(self) -> str:
         """``[destination.duckdb] storage_version``: the DuckDB storage version the working
         file (so every published copy) is written in."""
-        return self.config.storage_version
+        return self.config.version
 
     def describe(self) -> str:
         return str(self.path)
@@ -183,7 +183,7 @@ class DuckDBWarehouse(Warehouse):
             self.load_path,
             self.path,
             by=source,
-            compact=self.config.compact,
+            compact=self.config.compact_mode,
             memory_limit=self.config.memory_limit,
             storage_version=self.storage_version,
         )

@@ -148,7 +148,7 @@ def publish_dataset(
         temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         temp.unlink(missing_ok=True)
         # in the storage version BI tools' DuckDB reads ([destination.duckdb] storage_version)
-        version = duckdb_settings().storage_version
+        version = duckdb_settings().version
         if target.exists():
             readable_copy(target, temp, version)
         else:
