@@ -198,9 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
     workdir = Path(tempfile.mkdtemp(prefix="solarsync-pg-views-"))
     os.environ["DLT_DATA_DIR"] = str(workdir / "dlt")
-    from pipelines.postgres import PostgresWarehouse
+    from pipelines.destinations.postgres import PostgresWarehouse
     from pipelines.registry import get
-    from pipelines.runner import run_source
+    from pipelines.sync import run_source
     from sandbox.heat import HeatSandbox
     from sandbox.solarknock import SolarKnockSandbox
 

@@ -64,8 +64,8 @@ views_file); for a local lake it names the views file (_views.duckdb).""",
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pipelines.destinations import KINDS
     from pipelines.registry import SOURCES
+    from pipelines.settings import KINDS
 
     names = sorted(SOURCES)
     parser = argparse.ArgumentParser(

@@ -10,7 +10,7 @@ read from solarsync's configuration; a code location of your own can call it wit
 
     defs = solarsync_definitions(["solarknock", "heat"], destination="postgres")
 
-Each asset runs :func:`pipelines.runner.run_source`: the same runner as ``solarsync run``, so
+Each asset runs :func:`pipelines.sync.run_source`: the same load step as ``solarsync run``, so
 pending packages of a killed run are completed first, analytics views are published, and run
 history is the same. What Dagster adds: the schedule, retries with back-off, one asset key per
 table a source loads (``<source>/<table>``, :meth:`pipelines.registry.SourceSpec.loaded_tables`)
@@ -60,10 +60,16 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 import dlt
+from dlt.common.configuration.container import Container
+from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
 
 from pipelines import history, registry
-from pipelines.destinations import configured_kind, duckdb_path, resolve
-from pipelines.runner import SourceResult, run_source
+from pipelines import settings as solarsync_settings
+from pipelines.destinations import resolve
+from pipelines.destinations.duckdb import duckdb_path
+from pipelines.results import SourceResult
+from pipelines.settings import destination_kind
+from pipelines.sync import run_source
 from sources.common import ConfigurationError, install_log_redaction
 from sources.common.errors import AuthenticationError
 from sources.common.redact import RedactingFilter
@@ -76,13 +82,10 @@ SOURCES_SETTING = "solarsync.dagster_sources"
 TIMEZONE_SETTING = "solarsync.dagster_timezone"
 DUCKDB_ENV = "DESTINATION__DUCKDB__CREDENTIALS"
 
-#: when each source runs (cron, in :func:`schedule_timezone`); ``[sources.<name>] schedule``
-#: overrides
+#: when each source runs (cron, in :func:`schedule_timezone`): the registry's; ``[sources.<name>]
+#: schedule`` overrides
 DEFAULT_SCHEDULES: Mapping[str, str] = {
-    "solarknock": "15 2 * * *",  # nightly, as the README's cron line
-    "heat": "0 * * * *",  # hourly snapshots keep the schedule history fine-grained
-    "solarassistant": "*/15 * * * *",
-    "tesla": "*/5 * * * *",
+    name: spec.schedule for name, spec in registry.SOURCES.items()
 }
 #: exit codes of errors that another attempt cannot fix
 NOT_RETRYABLE = {AuthenticationError.exit_code, ConfigurationError.exit_code}
@@ -127,9 +130,6 @@ def _project_settings() -> None:
             os.environ["DLT_PROJECT_DIR"] = str(_CHECKOUT)
     run_dir = str(Path(dlt.current.run_context().run_dir).resolve())
     if run_dir != _settings_read_from:
-        from dlt.common.configuration.container import Container
-        from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
-
         Container()[PluggableRunContext].reload_providers()
         _settings_read_from = run_dir
 
@@ -144,10 +144,11 @@ def project_dir() -> Path:
 
 def _duckdb_file() -> Path | None:
     """The DuckDB warehouse file as an absolute path (relative: under :func:`project_dir`)."""
+    project = project_dir()  # first: the project's settings are the ones read below
     path = duckdb_path()
     if str(path) in (":memory:", ""):
         return None
-    return path if path.is_absolute() else project_dir() / path
+    return path if path.is_absolute() else project / path
 
 
 @contextlib.contextmanager
@@ -170,18 +171,11 @@ def _paths_in_project() -> Iterator[None]:
 def warehouse_location(destination: str | None = None) -> str:
     """Where runs load, for people: the DuckDB file's absolute path, or the destination kind
     (whose credentials may exist only where runs execute)."""
-    kind = configured_kind(destination)
+    kind = destination_kind(destination)
     if kind == "duckdb":
         path = _duckdb_file()
         return str(path) if path else ":memory:"
     return f"{kind} (DESTINATION__{kind.upper()}__... where runs execute)"
-
-
-def _setting(key: str) -> Any:
-    try:
-        return dlt.config.get(key)
-    except Exception:
-        return None
 
 
 def _parse_sources(value: Any, origin: str) -> list[str]:
@@ -219,7 +213,7 @@ def dagster_sources(sources: Sequence[str] | None = None) -> tuple[list[str], st
     ``[solarsync] dagster_sources``, else the sources whose credentials this process sees."""
     if sources is not None:
         return _parse_sources(list(sources), "solarsync_definitions(sources=...)"), "argument"
-    configured = _setting(SOURCES_SETTING)
+    configured = solarsync_settings.solarsync().dagster_sources
     if configured not in (None, "", []):
         origin = f"[solarsync] dagster_sources ({_env_name(SOURCES_SETTING)})"
         return _parse_sources(configured, origin), origin
@@ -255,7 +249,7 @@ def _is_zone(name: str) -> bool:
 
 def schedule_timezone(timezone: str | None = None) -> str:
     """``timezone``, else ``[solarsync] dagster_timezone``, else :func:`machine_timezone`."""
-    value = timezone or _setting(TIMEZONE_SETTING)
+    value = timezone or solarsync_settings.solarsync().dagster_timezone
     if value in (None, ""):
         return machine_timezone()
     value = str(value).strip()
@@ -269,8 +263,8 @@ def schedule_timezone(timezone: str | None = None) -> str:
 
 
 def _schedule(source: str) -> str:
-    configured = _setting(f"sources.{source}.schedule")
-    return str(configured or DEFAULT_SCHEDULES.get(source, "15 2 * * *"))
+    configured = solarsync_settings.source_run(source).schedule
+    return str(configured or registry.get(source).schedule)
 
 
 def _retryable(result: SourceResult) -> bool:

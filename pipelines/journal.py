@@ -28,6 +28,8 @@ from dlt.common.configuration.container import Container
 from dlt.common.pipeline import StateInjectableContext, pipeline_state
 from dlt.extract.resource import DltResource
 
+from pipelines.sync_state import last_sync
+
 STATE_KEY = "poll_journal_upto"
 _SUFFIX = ".poll"
 
@@ -143,7 +145,5 @@ def fetch(source: Any, errors: list[str] | None = None) -> dict[str, list[Any]]:
     with Container().injectable_context(StateInjectableContext(state=state)):
         items = {name: list(res) for name, res in source.selected_resources.items()}
     if errors is not None:
-        from pipelines.runner import _last_sync_errors
-
-        errors.extend(_last_sync_errors(state, list(items)))
+        errors.extend(last_sync(state, list(items)).errors)
     return items

@@ -1,6 +1,10 @@
-"""Which sources solarsync knows, how to build each, and whether it is configured.
+"""Which sources solarsync knows: each declares itself once, here, as a :class:`SourceSpec`.
 
-The only place that names sources; pipelines hold no API knowledge beyond this table.
+The only place that names sources; pipelines hold no API knowledge beyond this table. The CLI
+(``run``, ``backfill``, ``poll``, ``check``, ``status``), the report (its sections), Dagster
+(assets, jobs, schedules) and the views (``warehouse/views/<views>``) read it from here.
+Adding a source is its package under ``sources/`` plus one entry below (see
+``docs/contributing.md``).
 """
 
 from __future__ import annotations
@@ -15,16 +19,29 @@ import dlt
 
 @dataclass(frozen=True)
 class SourceSpec:
+    """One source as solarsync runs it. The package (``module``) provides the
+    ``@dlt.source`` function named ``name``, ``RESOURCE_NAMES`` and ``check()``; optionally
+    ``backfill_followers()`` and ``is_configured()``."""
+
     name: str
-    module: str  # the package with the @dlt.source function of the same name
-    #: the tables; empty: the package's own ``RESOURCE_NAMES``
-    tables: tuple[str, ...]
+    #: the package with the @dlt.source function of the same name
+    module: str
     #: settings that must resolve (config or secrets) for the source to count as configured
     #: (a module-level ``is_configured()`` in the source package overrides this)
     required: tuple[str, ...]
+    #: the tables; empty: the package's own ``RESOURCE_NAMES``
+    tables: tuple[str, ...] = ()
     #: ``solarsync poll``: the tables each poll refreshes after the first (None: not pollable;
     #: empty: every table each time)
     poll_resources: tuple[str, ...] | None = None
+    #: Dagster's default schedule (cron, in ``[solarsync] dagster_timezone``); ``[sources.<name>]
+    #: schedule`` overrides it
+    schedule: str = "15 2 * * *"
+    #: the views file under ``warehouse/views/`` (its analytics views); None: no views
+    views: str | None = None
+    #: the module of the source's report section (a ``section(query, now, settings)``
+    #: function); None: the report has no section for it (its freshness is shown all the same)
+    report: str | None = None
 
     def factory(self) -> Callable[..., Any]:
         return getattr(importlib.import_module(self.module), self.name)
@@ -74,32 +91,43 @@ class SourceSpec:
 
 
 SOURCES: dict[str, SourceSpec] = {
-    "solarknock": SourceSpec(
-        name="solarknock",
-        module="sources.solarknock",
-        tables=(),  # sources.solarknock.RESOURCE_NAMES (org and the list endpoints)
-        required=("api_key",),
-    ),
-    "heat": SourceSpec(
-        name="heat",
-        module="sources.heat",
-        tables=(),  # sources.heat.RESOURCE_NAMES
-        required=("base_url", "api_key"),
-    ),
-    "solarassistant": SourceSpec(
-        name="solarassistant",
-        module="sources.solarassistant",
-        tables=(),  # sources.solarassistant.RESOURCE_NAMES
-        required=("api_token",),
-        poll_resources=("metrics", "metric_polls"),
-    ),
-    "tesla": SourceSpec(
-        name="tesla",
-        module="sources.tesla",
-        tables=(),  # sources.tesla.RESOURCE_NAMES
-        required=("host", "password"),
-        poll_resources=(),
-    ),
+    spec.name: spec
+    for spec in (
+        SourceSpec(
+            name="solarknock",
+            module="sources.solarknock",
+            required=("api_key",),
+            schedule="15 2 * * *",  # nightly, as the README's cron line
+            views="solarknock.sql",
+            report="pipelines.report.sections.solarknock",
+        ),
+        SourceSpec(
+            name="heat",
+            module="sources.heat",
+            required=("base_url", "api_key"),
+            schedule="0 * * * *",  # hourly snapshots keep the schedule history fine-grained
+            views="heat.sql",
+            report="pipelines.report.sections.heat",
+        ),
+        SourceSpec(
+            name="solarassistant",
+            module="sources.solarassistant",
+            required=("api_token",),
+            poll_resources=("metrics", "metric_polls"),
+            schedule="*/15 * * * *",
+            views="solarassistant.sql",
+            report="pipelines.report.sections.solarassistant",
+        ),
+        SourceSpec(
+            name="tesla",
+            module="sources.tesla",
+            required=("host", "password"),
+            poll_resources=(),
+            schedule="*/5 * * * *",
+            views="tesla.sql",
+            report="pipelines.report.sections.tesla",
+        ),
+    )
 }
 
 

@@ -8,9 +8,10 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
+from pipelines import history
 from pipelines.destinations import Reader, Warehouse
 from pipelines.registry import SourceSpec
-from pipelines.runner import make_pipeline
+from pipelines.sync import make_pipeline
 from sources.common import redact
 
 
@@ -55,8 +56,6 @@ def _published_at(con: Reader) -> str | None:
 
 
 def collect_status(specs: Sequence[SourceSpec], warehouse: Warehouse) -> dict[str, Any]:
-    from pipelines import history
-
     report: dict[str, Any] = {"sources": [], "journal": str(history.journal_path())}
     runs = history.last_runs(spec.name for spec in specs)
     with contextlib.ExitStack() as stack:

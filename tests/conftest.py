@@ -190,7 +190,7 @@ WAREHOUSE_KINDS = ["duckdb", "postgres", "filesystem", "filesystem_s3"]
 def any_warehouse(request: pytest.FixtureRequest, tmp_path: Path):
     """A fresh, empty :class:`pipelines.destinations.Warehouse` of each kind."""
     if request.param == "duckdb":
-        from pipelines.destinations import DuckDBWarehouse
+        from pipelines.destinations.duckdb import DuckDBWarehouse
 
         return DuckDBWarehouse(tmp_path / "warehouse.duckdb")
     return request.getfixturevalue(f"{request.param}_warehouse")
@@ -224,7 +224,7 @@ def postgres_server():
 @pytest.fixture
 def postgres_warehouse(postgres_server, monkeypatch: pytest.MonkeyPatch):
     """A fresh database; ``DESTINATION__POSTGRES__CREDENTIALS`` points at it (for the CLI)."""
-    from pipelines.postgres import PostgresWarehouse
+    from pipelines.destinations.postgres import PostgresWarehouse
 
     database = postgres_server.create_database()
     monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", postgres_server.dsn(database))
@@ -242,7 +242,7 @@ S3_SECRET_KEY = "s3SecretSolarsync/Lake+Key0123456789abcd"
 @pytest.fixture
 def filesystem_warehouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A fresh Delta lake on local disk, also named by the env (``--destination filesystem``)."""
-    from pipelines.lake import LakeWarehouse
+    from pipelines.destinations.lake import LakeWarehouse
 
     bucket = tmp_path / "lake"
     monkeypatch.setenv("SOLARSYNC__DESTINATION", "filesystem")
@@ -317,7 +317,7 @@ def s3_bucket(s3_server: str, monkeypatch: pytest.MonkeyPatch, request: pytest.F
 @pytest.fixture
 def filesystem_s3_warehouse(s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A fresh Delta lake in an S3 bucket (moto), also named by the env."""
-    from pipelines.lake import LakeWarehouse
+    from pipelines.destinations.lake import LakeWarehouse
 
     monkeypatch.setenv("SOLARSYNC__DESTINATION", "filesystem")
     monkeypatch.setenv("DESTINATION__FILESYSTEM__BUCKET_URL", f"s3://{s3_bucket}/lake")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.duckdb_catalog import catalog_name
+from pipelines.destinations.duckdb.catalog import catalog_name
 from pipelines.views import VIEWS_DIR, statement_name, statements
 from tests.readers import reader_python, run_reader
 

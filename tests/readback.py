@@ -14,7 +14,8 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.destinations import DuckDBWarehouse, Warehouse
+from pipelines.destinations import Warehouse
+from pipelines.destinations.duckdb import DuckDBWarehouse
 
 _copies = itertools.count()
 
@@ -32,7 +33,7 @@ def delta_tables(lake, dataset: str) -> dict[str, object]:
 def readable(warehouse: Warehouse, tmp_path: Path) -> Path:
     if isinstance(warehouse, DuckDBWarehouse):
         return warehouse.path
-    from pipelines.lake import LakeWarehouse
+    from pipelines.destinations.lake import LakeWarehouse
 
     assert isinstance(warehouse, LakeWarehouse)
     path = tmp_path / f"readback-{next(_copies)}.duckdb"

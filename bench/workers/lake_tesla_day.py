@@ -88,8 +88,8 @@ def main() -> int:
     parser.add_argument("--hours", type=float, default=24)
     args = parser.parse_args()
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
-    from pipelines.lake import LakeWarehouse
-    from pipelines.lake.maintenance import optimize
+    from pipelines.destinations.lake import LakeWarehouse
+    from pipelines.destinations.lake.maintenance import optimize
 
     lake = LakeWarehouse(args.lake, optimize_every=0, retention_hours=0)
     lake.prepare()
@@ -109,7 +109,7 @@ def main() -> int:
         ).raise_on_failed_jobs()
         loads += 1
     load_s = time.perf_counter() - started
-    lake.publish(pipeline, "tesla")
+    lake.publish(pipeline, "tesla", views="tesla.sql")
     before = files(lake)
     started = time.perf_counter()
     optimize(lake, ["tesla"], vacuum=True)

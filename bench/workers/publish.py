@@ -29,7 +29,7 @@ def _best(fn: Any, dst: Path) -> float:
         dst.unlink(missing_ok=True)
         started = time.perf_counter()
         fn()
-        from pipelines.publish import fsync_file
+        from pipelines.destinations.duckdb.files import fsync_file
 
         fsync_file(dst)
         times.append(time.perf_counter() - started)
@@ -38,9 +38,9 @@ def _best(fn: Any, dst: Path) -> float:
 
 
 def main(argv: list[str]) -> int:
-    from pipelines import publish, registry
-    from pipelines.destinations import DuckDBWarehouse
-    from pipelines.runner import run_source
+    from pipelines import registry
+    from pipelines.destinations.duckdb import DuckDBWarehouse, publish
+    from pipelines.sync import run_source
 
     path = Path(argv[0])
     warehouse = DuckDBWarehouse(path)
@@ -55,7 +55,7 @@ def main(argv: list[str]) -> int:
     work = warehouse.load_path
     size = work.stat().st_size
     share, free_bytes = publish.free_share(work)
-    from pipelines.duckdb_storage import file_version
+    from pipelines.destinations.duckdb.storage import file_version
 
     out.update(
         bytes=size,

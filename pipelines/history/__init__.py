@@ -47,7 +47,7 @@ from pipelines.history.jsonl import (
     read,
     read_newest_first,
 )
-from pipelines.history.load import DATASET_NAME, PIPELINE_NAME, load, load_into
+from pipelines.history.load import DATASET_NAME, PIPELINE_NAME, VIEWS, load, load_into
 from sources.common import redact, stats_for
 
 logger = logging.getLogger("solarsync")
@@ -58,6 +58,7 @@ __all__ = [
     "JOURNAL_NAME",
     "PIPELINE_NAME",
     "PollHistory",
+    "VIEWS",
     "age",
     "append",
     "expected_interval",

@@ -6,11 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import dlt
-
-#: a source whose last success is older than this is stale (``[sources.<name>]
-#: expected_interval`` overrides it): a nightly cron job plus two hours of slack
-DEFAULT_EXPECTED_INTERVAL = "26h"
+from pipelines.settings import DEFAULT_EXPECTED_INTERVAL, parse_duration, source_run
+from sources.common import SolarsyncError
 
 
 def now_utc() -> datetime:
@@ -20,16 +17,15 @@ def now_utc() -> datetime:
 def expected_interval(source: str) -> tuple[float, str, str | None]:
     """``[sources.<name>] expected_interval`` (e.g. ``"26h"``, ``"15m"``, or seconds) ->
     (seconds, as written, a note when the setting is not a duration)."""
-    from pipelines.poll import parse_duration
-
     default = parse_duration(DEFAULT_EXPECTED_INTERVAL), DEFAULT_EXPECTED_INTERVAL, None
     try:
-        value = dlt.config.get(f"sources.{source}.expected_interval")
-    except Exception:
+        value = source_run(source).expected_interval
+    except SolarsyncError:
         value = None
     if value in (None, ""):
         return default
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+    value = str(value).strip()
+    if value.replace(".", "", 1).isdigit() and float(value) > 0:
         return float(value), f"{value}s", None
     try:
         return parse_duration(str(value)), str(value), None

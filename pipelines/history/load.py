@@ -26,6 +26,8 @@ logger = logging.getLogger("solarsync")
 
 PIPELINE_NAME = "solarsync_history"
 DATASET_NAME = "solarsync"
+#: the run history's analytics views (``analytics.sync_runs``, ``analytics.sync_run_tables``)
+VIEWS = "solarsync.sql"
 #: how long a load waits for another process loading the history before leaving the rows to
 #: the next load (they are in the journal already)
 LOAD_LOCK_WAIT_S = 10.0
@@ -176,7 +178,7 @@ def load(warehouse: Warehouse | str | os.PathLike[str], *, journal: Path | None 
                 int(normalized.row_counts.get("sync_runs", 0) if normalized else 0), pending
             )
             if loaded:
-                warehouse.publish(pipeline, DATASET_NAME)
+                warehouse.publish(pipeline, DATASET_NAME, views=VIEWS)
         return loaded
 
 

@@ -16,29 +16,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dlt.common.configuration import configspec, resolve_configuration
-from dlt.common.configuration.exceptions import ConfigurationException
-from dlt.common.configuration.specs import BaseConfiguration
-
+from pipelines import settings as solarsync_settings
+from pipelines.settings import SolarsyncSettings
 from sources.common import ConfigurationError
 
-DEFAULT_MAX_POINTS = 2000
-DEFAULT_TOP = 25
+DEFAULT_MAX_POINTS = SolarsyncSettings.report_max_points
+DEFAULT_TOP = SolarsyncSettings.report_leaderboard_top
 _ZONE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-/]*$")
-
-
-@configspec
-class ReportConfig(BaseConfiguration):
-    """``[solarsync]`` report keys (``SOLARSYNC__REPORT_TIMEZONE`` etc.)."""
-
-    report_timezone: str = "UTC"
-    report_max_points: int = DEFAULT_MAX_POINTS
-    report_leaderboard_top: int = DEFAULT_TOP
-    report_funnel_from: Optional[str] = None  # noqa: UP045
-    report_funnel_to: Optional[str] = None  # noqa: UP045
 
 
 @dataclass(frozen=True)
@@ -78,13 +64,7 @@ def zone_info(name: str) -> ZoneInfo:
 
 def load(timezone: str | None = None) -> ReportSettings:
     """The settings from dlt's configuration; ``timezone`` overrides ``report_timezone``."""
-    try:
-        config = resolve_configuration(ReportConfig(), sections=("solarsync",))
-    except ConfigurationException as exc:
-        raise ConfigurationError(
-            f"[solarsync] report settings: {str(exc).splitlines()[0]}",
-            hint="see `solarsync report --help` for the report_* keys",
-        ) from None
+    config = solarsync_settings.solarsync()
     name = (timezone or config.report_timezone or "UTC").strip()
     if config.report_max_points < 0 or 0 < config.report_max_points < 50:
         raise ConfigurationError(

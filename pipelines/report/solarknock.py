@@ -178,8 +178,12 @@ def _daily_stats(query: Query, board: dict[str, Rep], sources: dict[str, str]) -
     if not columns or user is None:
         return
     exprs: dict[str, str] = {}
+    # a spelling the table has but the API never filled (a column the source declares for the
+    # views while this API sends the count under another name) is passed over
+    filled = populated(query, DAILY_STATS, columns)
     for measure, (names, pattern, exclude) in MEASURES.items():
-        column = pick(columns, names, pattern, numeric=True, exclude=exclude)
+        present = {c: t for c, t in columns.items() if c in filled}
+        column = pick(present, names, pattern, numeric=True, exclude=exclude)
         if column:
             exprs[measure] = f"sum(CAST({q(column)} AS DOUBLE))"
             sources[measure] = f"daily stats' {column}"
@@ -203,6 +207,16 @@ def _daily_stats(query: Query, board: dict[str, Rep], sources: dict[str, str]) -
     for row in rows:
         rep = board.setdefault(row["user_id"], Rep(row["user_id"], None))
         rep.values.update({m: number(row[m]) for m in exprs})
+
+
+def populated(query: Query, relation: str, columns: dict[str, str]) -> set[str]:
+    """The columns of ``relation`` holding at least one value (one query)."""
+    names = [c for c in columns if not c.startswith("_dlt")]
+    if not names:
+        return set()
+    counts = ", ".join(f"count({q(c)}) AS c{i}" for i, c in enumerate(names))
+    rows = query(f"SELECT {counts} FROM {relation}", needs=[relation])
+    return {c for i, c in enumerate(names) if rows and rows[0][f"c{i}"]}
 
 
 def _per_rep(query: Query, relation: str, user: str, exprs: dict[str, str], where: str) -> list:

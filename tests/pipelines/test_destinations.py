@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.destinations import DuckDBWarehouse, as_warehouse, configured_kind, resolve
+from pipelines.destinations import as_warehouse, resolve
+from pipelines.destinations.duckdb import DuckDBWarehouse
+from pipelines.settings import destination_kind as configured_kind
 from sources.common import ConfigurationError
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.duckdb_catalog import bind_under, catalog_name, stand_in_catalog
+from pipelines.destinations.duckdb.catalog import bind_under, catalog_name, stand_in_catalog
 
 
 @pytest.mark.parametrize(

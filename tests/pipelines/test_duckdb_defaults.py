@@ -25,8 +25,8 @@ import duckdb
 import pytest
 
 from pipelines import cli
-from pipelines.duckdb_catalog import catalog_name
-from pipelines.publish import working_path
+from pipelines.destinations.duckdb.catalog import catalog_name
+from pipelines.destinations.duckdb.files import working_path
 from tests.duckdb_readers import assert_every_view_answers, counts_cli_attached, declared_views
 from tests.sandboxes import heat_sa_tesla
 
@@ -227,8 +227,8 @@ def test_an_attach_under_another_alias_answers_every_view_of_a_file_named_otherw
 
 
 def test_dlt_connections_and_the_warehouse_take_one_lock(tmp_path: Path):
-    from pipelines.destinations import DuckDBWarehouse
-    from pipelines.publish import lock_path
+    from pipelines.destinations.duckdb import DuckDBWarehouse
+    from pipelines.destinations.duckdb.files import lock_path
 
     for name in NAMES:
         warehouse = DuckDBWarehouse(tmp_path / f"{name}.duckdb")

@@ -14,11 +14,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines import cli, publish, registry
-from pipelines.destinations import DuckDBWarehouse
-from pipelines.duckdb_storage import file_version
-from pipelines.publish import earlier_working_path, wal_path, working_path
-from pipelines.runner import run_source
+from pipelines import cli, registry
+from pipelines.destinations.duckdb import DuckDBWarehouse, publish
+from pipelines.destinations.duckdb.files import earlier_working_path, wal_path, working_path
+from pipelines.destinations.duckdb.storage import file_version
+from pipelines.sync import run_source
 from sources.common import ConfigurationError
 from tests.duckdb_readers import (
     assert_every_view_answers,
@@ -192,8 +192,10 @@ class LoadedInPlace(DuckDBWarehouse):
     def writing(self, source):
         return contextlib.nullcontext()
 
-    def publish(self, pipeline, source):
-        return []
+    def publish(self, pipeline, source, *, views, batch=False):
+        from pipelines.destinations import Publication
+
+        return Publication()
 
 
 def test_a_warehouse_an_earlier_release_loaded_at_analytics_duckdb_is_adopted(

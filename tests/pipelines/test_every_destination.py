@@ -8,7 +8,7 @@ import pytest
 
 from pipelines.destinations import Warehouse
 from pipelines.registry import get
-from pipelines.runner import run_source
+from pipelines.sync import run_source
 from tests.sources.heat.conftest import active_entries, heat_sandbox, rows, snapshots, ts
 from tests.sources.heat.warehouse_check import assert_snapshot_equals_truth
 from tests.sources.solarknock.warehouse_check import assert_equal_to_truth

@@ -10,7 +10,7 @@ import pytest
 
 from pipelines import cli
 from pipelines.registry import get
-from pipelines.runner import run_source
+from pipelines.sync import run_source
 from tests.readback import readable
 from tests.sources.heat.conftest import (  # noqa: F401 (fixtures)
     active_entries,
@@ -37,7 +37,7 @@ def any_warehouse(request: pytest.FixtureRequest, tmp_path):
     """DuckDB (the reference) and the lake on local disk and on S3; Postgres runs the same
     scenarios in test_every_destination.py."""
     if request.param == "duckdb":
-        from pipelines.destinations import DuckDBWarehouse
+        from pipelines.destinations.duckdb import DuckDBWarehouse
 
         return DuckDBWarehouse(tmp_path / "warehouse.duckdb")
     return request.getfixturevalue(f"{request.param}_warehouse")

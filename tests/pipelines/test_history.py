@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 from pipelines import cli, history, registry
-from pipelines.runner import run_source
+from pipelines.sync import run_source
 from tests.conftest import SK_KEY
 from tests.pipelines.test_poll import SPEC as POLL_SPEC
 
@@ -208,7 +208,7 @@ def test_history_views_and_report_freshness_on_every_destination(
 def test_failed_and_ok_runs_are_recorded_even_while_the_warehouse_is_locked(
     sk_sandbox, isolated_dlt: Path, monkeypatch: pytest.MonkeyPatch, caplog, capsys
 ) -> None:
-    from pipelines.publish import working_path
+    from pipelines.destinations.duckdb.files import working_path
 
     warehouse = isolated_dlt / "warehouse.duckdb"
     spec = registry.get("solarknock")

@@ -17,10 +17,10 @@ import duckdb
 import pytest
 
 from pipelines import cli
-from pipelines.destinations import DuckDBWarehouse
-from pipelines.lake import LakeWarehouse
+from pipelines.destinations.duckdb import DuckDBWarehouse
+from pipelines.destinations.lake import LakeWarehouse
 from pipelines.registry import get
-from pipelines.runner import run_source
+from pipelines.sync import run_source
 from tests.conftest import S3_ACCESS_KEY, S3_SECRET_KEY, s3_client
 from tests.readback import delta_tables, readable
 from tests.sources.heat.conftest import heat_sandbox  # noqa: F401 (fixture)
@@ -339,7 +339,7 @@ def test_a_job_run_again_after_its_commit_is_not_applied_twice(sa_sandbox, tmp_p
     """A kill between Delta's commit and dlt marking the job done makes dlt run the job again:
     the Delta app transaction of the load says it is done, so an append (SolarAssistant's
     metrics) is not doubled."""
-    from pipelines.lake import delta
+    from pipelines.destinations.lake import delta
 
     lake = LakeWarehouse(tmp_path / "lake")
     runs: dict[str, int] = {}

@@ -14,8 +14,8 @@ import duckdb
 import pytest
 
 from pipelines import cli, registry
-from pipelines.poll import parse_duration
 from pipelines.registry import SourceSpec
+from pipelines.settings import parse_duration
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = SourceSpec(

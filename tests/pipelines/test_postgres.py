@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipelines import cli
-from pipelines.postgres import PostgresWarehouse
+from pipelines.destinations.postgres import PostgresWarehouse
 from sources.common import ConfigurationError
 from tests.conftest import SK_KEY
 from tests.postgres_server import (

@@ -22,7 +22,7 @@ import pytest
 
 import pipelines.views
 from pipelines import cli
-from pipelines.postgres.views import PROBE
+from pipelines.destinations.postgres.views import PROBE
 from tests import postgres_server as pg
 from tests.postgres_server import PASSWORD, PASSWORD_USER
 from tests.sources.heat.conftest import heat_sandbox
@@ -141,11 +141,13 @@ def patch_view(monkeypatch, tmp_path: Path, source: str, view: str, rewrite) -> 
 
 # --------------------------------------------------------------------------- grants survive
 def test_an_api_field_added_keeps_every_grant_and_dependent_view(
-    heat_sandbox, bi, postgres_warehouse, capsys
+    heat_sandbox, bi, postgres_warehouse, tmp_path, monkeypatch, capsys
 ):
-    """The issue's night: HEAT starts sending a new site field, so ``analytics.heat_sites``
-    gets a column (in the middle of its select list). The readers role, the DBA's hand-made
-    grant and the analyst's views on top all survive: the view is replaced in place."""
+    """The issue's night: HEAT starts sending a new site field. The views list their columns,
+    so ``analytics.heat_sites`` does not change (no DDL, nothing to lose) and the field is in
+    the raw table; then a new solarsync version appends it to the view (in the middle of its
+    select list): the readers role, the DBA's hand-made grant and the analyst's views on top
+    all survive, the view replaced in place."""
     assert run("run", "heat") == 0
     before = bi.read_all("reader")
     assert before and all(isinstance(n, int) for n in before.values()), before
@@ -163,6 +165,7 @@ def test_an_api_field_added_keeps_every_grant_and_dependent_view(
         "CREATE VIEW bi.site_count AS SELECT count(*) AS n FROM bi.site_names",
     )
     oids = {r: bi.oid(r) for r in ("analytics.heat_sites", "bi.site_names", "bi.site_count")}
+    columns = bi.columns("analytics.heat_sites")
 
     for site in heat_sandbox.site_ids:
         heat_sandbox.set_site_field(site, "installerName", f"installer of {site}")
@@ -170,9 +173,27 @@ def test_an_api_field_added_keeps_every_grant_and_dependent_view(
     assert run("run", "heat") == 0
     out = capsys.readouterr().out
     assert "warning" not in out, out
-    assert "installer_name" in bi.columns("analytics.heat_sites")
-    assert bi.columns("analytics.heat_sites")[-1] == "installer_name"  # appended
+    assert bi.columns("analytics.heat_sites") == columns  # the view lists its columns
+    assert bi.query("reader", "select count(installer_name) from heat.sites") == [(4,)]
+    assert {r: bi.oid(r) for r in oids} == oids
 
+    # a new version's view reads the field, placed before the last column
+    last = columns[-1]
+    patch_view(
+        monkeypatch,
+        tmp_path,
+        "heat",
+        "analytics.heat_sites",
+        lambda select: (
+            f"SELECT v.* EXCLUDE ({last}), s.installer_name, v.{last} FROM ({select}) AS v "
+            "LEFT JOIN (SELECT DISTINCT ON (site_id) site_id, installer_name FROM heat.sites "
+            "ORDER BY site_id, installer_name) AS s USING (site_id)"
+        ),
+    )
+    assert run("run", "heat") == 0
+    out = capsys.readouterr().out
+    assert "warning" not in out, out
+    assert bi.columns("analytics.heat_sites")[-1] == "installer_name"  # appended
     after = bi.read_all("reader")
     assert set(after) == set(before)
     assert all(isinstance(n, int) for n in after.values()), after

@@ -13,10 +13,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines import cli, publish, registry
-from pipelines.destinations import DuckDBWarehouse
-from pipelines.publish import WarehouseLock, adopt, lock_path, wal_path, working_path
-from pipelines.runner import run_source
+from pipelines import cli, registry
+from pipelines.destinations.duckdb import DuckDBWarehouse, publish
+from pipelines.destinations.duckdb.files import lock_path, wal_path, working_path
+from pipelines.destinations.duckdb.lock import WarehouseLock
+from pipelines.destinations.duckdb.publish import adopt
+from pipelines.sync import run_source
 from sources.common import DestinationError
 from tests.sources.solarknock.warehouse_check import assert_equal_to_truth
 
@@ -168,7 +170,8 @@ def test_a_wal_a_bi_tool_left_next_to_the_published_file_does_not_lock_readers_o
 KILLED_IN_PUBLISH = """
 import os, sys, time
 from pathlib import Path
-from pipelines import cli, publish
+from pipelines import cli
+from pipelines.destinations.duckdb import publish
 
 def half_then_hang(src, dst):
     data = Path(src).read_bytes()
@@ -218,7 +221,8 @@ def test_a_kill_during_publish_leaves_the_old_or_new_file_and_loses_nothing(
 OTHER_LOADER = """
 import duckdb, sys
 from pathlib import Path
-from pipelines.publish import WarehouseLock, lock_path, working_path
+from pipelines.destinations.duckdb.files import lock_path, working_path
+from pipelines.destinations.duckdb.lock import WarehouseLock
 published = Path(sys.argv[1])
 lock = WarehouseLock.get(lock_path(published))
 lock.acquire("loading heat", 60)
@@ -280,10 +284,11 @@ class EarlierVersion(DuckDBWarehouse):
 
         return contextlib.nullcontext()
 
-    def publish(self, pipeline, source):
-        from pipelines.views import apply_views
+    def publish(self, pipeline, source, *, views, batch=False):
+        from pipelines.destinations import Publication
+        from pipelines.destinations.duckdb.views import apply_views
 
-        return apply_views(self.path, source)
+        return Publication(apply_views(self.path, source, views).views)
 
 
 def test_an_earlier_versions_warehouse_is_adopted_and_nothing_is_downloaded_again(
@@ -452,7 +457,7 @@ def test_batches_publish_at_most_every_publish_every(fake, warehouse, monkeypatc
     """Three batches loaded one after the other (as ``poll`` loads them): the first is
     published, the next two only reach the working file; ``publish`` then publishes all."""
 
-    from pipelines.runner import make_pipeline
+    from pipelines.sync import make_pipeline
     from tests.pipelines.fake_poll_source import fakepoll
 
     monkeypatch.setenv("DESTINATION__DUCKDB__PUBLISH_EVERY", "1h")
@@ -464,11 +469,11 @@ def test_batches_publish_at_most_every_publish_every(fake, warehouse, monkeypatc
         pipeline.normalize()
         with wh.writing("fakepoll"):
             pipeline.load().raise_on_failed_jobs()
-            wh.publish_batch(pipeline, "fakepoll")
+            wh.publish(pipeline, "fakepoll", views=None, batch=True)
         published.append(count(warehouse, "select count(*) from fakepoll.readings"))
     assert published == [1, 1, 1]
     assert count(working_path(warehouse), "select count(*) from fakepoll.readings") == 3
-    wh.publish(pipeline, "fakepoll")
+    wh.publish(pipeline, "fakepoll", views=None)
     assert count(warehouse, "select count(*) from fakepoll.readings") == 3
 
 

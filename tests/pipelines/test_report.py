@@ -399,7 +399,8 @@ def test_a_file_that_is_no_warehouse_is_not_called_busy(isolated_dlt: Path, caps
 
 
 def test_nothing_readable_fails_without_blaming_a_lock(tmp_path: Path) -> None:
-    from pipelines.destinations import DuckDBWarehouse, Reader
+    from pipelines.destinations import Reader
+    from pipelines.destinations.duckdb import DuckDBWarehouse
     from pipelines.report import NothingReadable, write_report
 
     class Broken(DuckDBWarehouse):  # opens, then answers no query at all
@@ -872,9 +873,9 @@ def test_the_report_draws_the_same_on_postgres(
     reader and draws exactly what it draws on DuckDB, downsampling included."""
     import psycopg2
 
-    from pipelines.destinations import DuckDBWarehouse
+    from pipelines.destinations.duckdb import DuckDBWarehouse
     from pipelines.registry import get
-    from pipelines.runner import run_source
+    from pipelines.sync import run_source
 
     monkeypatch.setenv("SOLARSYNC__REPORT_MAX_POINTS", "300")
     now = datetime(2026, 6, 1, 12, tzinfo=UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.commands import _size
+from pipelines.commands.common import size as _size
 
 
 @pytest.mark.parametrize(

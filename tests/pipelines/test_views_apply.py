@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.views import apply_views
+from pipelines.destinations.duckdb.views import apply_views
 
 #: solarknock.leads as a load of an earlier solarsync left it: no savings_projection__v_json
 OLD_LEADS = """
@@ -55,7 +55,7 @@ def test_a_view_needing_a_column_the_table_gets_with_its_next_load_is_left_as_it
 ):
     path = warehouse(tmp_path / "old.duckdb", "31250.0")
     with caplog.at_level(logging.WARNING, logger="solarsync"):
-        created = apply_views(path, "solarknock")
+        created = apply_views(path, "solarknock").views
     assert "analytics.leads" not in created
     assert "analytics.lead_actions" in created  # the other views of the table are made
     assert "analytics.leads left as it was" in caplog.text
@@ -67,7 +67,7 @@ def test_a_view_needing_a_column_the_table_gets_with_its_next_load_is_left_as_it
         con.execute("ALTER TABLE solarknock.leads ADD COLUMN savings_projection__v_json JSON")
     finally:
         con.close()
-    assert "analytics.leads" in apply_views(path, "solarknock")
+    assert "analytics.leads" in apply_views(path, "solarknock").views
     assert "leads" in view_names(path)
 
 
@@ -86,7 +86,7 @@ def test_a_qualified_column_the_table_lacks_is_named_too(
     finally:
         con.close()
     with caplog.at_level(logging.WARNING, logger="solarsync"):
-        created = apply_views(path, "solarknock")
+        created = apply_views(path, "solarknock").views
     assert "analytics.rep_daily_knock_times" in created
     assert "analytics.rep_daily_activity left as it was" in caplog.text
     assert "knock_count" in caplog.text
@@ -105,6 +105,6 @@ def test_a_raw_column_of_a_type_bi_tools_do_not_read_is_reported_by_name(
     finally:
         con.close()
     with caplog.at_level(logging.WARNING, logger="solarsync"):
-        assert "analytics.leads" in apply_views(path, "solarknock")
+        assert "analytics.leads" in apply_views(path, "solarknock").views
     assert "analytics.leads.savings_projection is JSON" in caplog.text
     assert "warehouse/views/solarknock.sql" in caplog.text

@@ -21,7 +21,8 @@ import dlt
 import pytest
 
 from pipelines import history, views
-from pipelines.destinations import DuckDBWarehouse, Warehouse
+from pipelines.destinations import Warehouse
+from pipelines.destinations.duckdb import DuckDBWarehouse
 from pipelines.registry import get
 from tests.conftest import SK_KEY
 from tests.pipelines.test_history import row as history_row
@@ -69,7 +70,7 @@ class Twins:
         ):
             pipeline.normalize()
             pipeline.load().raise_on_failed_jobs()
-            warehouse.publish(pipeline, source)
+            warehouse.publish(pipeline, source, views=f"{source}.sql")
 
 
 def normal(value: Any) -> Any:
@@ -175,7 +176,7 @@ def test_every_view_gives_the_same_rows_on_duckdb_and_postgres(
     assert history.load(duck) == history.load(pg) == 2
 
     compared: dict[str, int] = {}
-    for path in sorted(views.VIEWS_DIR.glob("*.sql")):
+    for path in sorted(p for p in views.VIEWS_DIR.iterdir() if p.name.endswith(".sql")):
         for statement in views.statements(path.read_text()):
             name = views.statement_name(statement)
             if not name:

@@ -8,6 +8,7 @@ import dlt
 import pytest
 
 import sources.heat as heat_source
+from pipelines.views import ViewsOutcome
 from sources.heat.model import entry_hash
 from sources.heat.upgrade import fill_entry_hashes
 from tests.sources.heat.conftest import active_entries, columns, rows, snapshots, ts
@@ -114,7 +115,10 @@ def legacy_heat():
         patch.setattr(heat_source, "_upgrade_entry_hashes", lambda: None)
         patch.setattr(heat_source.Snapshot, "snapshot_rows", lambda self: iter(()))  # no table
         # its views knew no entry_hash
-        patch.setattr("pipelines.views.apply_views", lambda *args, **kwargs: [])
+        patch.setattr(
+            "pipelines.destinations.duckdb.warehouse.apply_views",
+            lambda *args, **kwargs: ViewsOutcome(),
+        )
         yield patch
 
 

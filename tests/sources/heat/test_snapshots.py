@@ -14,10 +14,11 @@ import dlt
 
 from pipelines.cli import main
 from pipelines.destinations import as_warehouse
-from pipelines.runner import LOADER_FILE_FORMAT, make_pipeline
+from pipelines.sync import make_pipeline
 from sources.heat import heat
 from tests.sources.heat.conftest import active_entries, rows, snapshots, truth_entries, ts
 
+LOADER_FILE_FORMAT = "parquet"
 REPO = Path(__file__).resolve().parents[3]
 
 
@@ -50,7 +51,9 @@ def test_polls_extracted_before_one_load_keep_their_own_snapshot_instants(heat_s
     pipeline.extract(heat(), loader_file_format=LOADER_FILE_FORMAT)
     pipeline.normalize()
     pipeline.load().raise_on_failed_jobs()
-    as_warehouse(warehouse).publish(pipeline, "heat")  # what run and poll do after a load
+    as_warehouse(warehouse).publish(
+        pipeline, "heat", views="heat.sql"
+    )  # what run and poll do after a load
 
     s1, s2, s3 = snapshots(warehouse)
     assert s1 < s2 < s3

@@ -258,8 +258,8 @@ def test_an_interrupted_load_is_completed_without_duplicates(sa_sandbox, warehou
     """A poll extracted but never loaded (the process died) is loaded by the next run, once."""
     import dlt
 
-    from pipelines.destinations import DuckDBWarehouse
-    from pipelines.runner import pipeline_name
+    from pipelines.destinations.duckdb import DuckDBWarehouse
+    from pipelines.sync import pipeline_name
     from sources.solarassistant import solarassistant
 
     pipeline = dlt.pipeline(

@@ -414,7 +414,7 @@ def test_each_destination_keeps_the_files_where_the_readme_says(
     path is configured: next to the DuckDB file; ``$DLT_DATA_DIR/solarsync/blobs`` for
     Postgres (not the working dir); ``<bucket>/_blobs`` in the lake (its own bucket, its
     credentials, on S3)."""
-    from pipelines.destinations import DuckDBWarehouse
+    from pipelines.destinations.duckdb import DuckDBWarehouse
     from tests.conftest import s3_client
 
     duck = tmp_path / "elsewhere" / "configured.duckdb"

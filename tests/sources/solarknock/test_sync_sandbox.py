@@ -339,7 +339,7 @@ def test_sigkill_mid_sync_then_rerun(sk_sandbox, warehouse, kill_after, isolated
 
 
 def test_concurrent_run_is_refused_by_the_lock(sk_sandbox, warehouse, capsys):
-    from pipelines.runner import pipeline_lock
+    from pipelines.sync import pipeline_lock
 
     with pipeline_lock("solarknock"):
         assert run("run", "solarknock") == 1

@@ -60,7 +60,7 @@ def warehouse(isolated_dlt: Path) -> Path:
 def run(warehouse: Path) -> Callable[..., Any]:
     """One ``solarsync run tesla`` (in this process; ``new_process`` drops in-memory sessions)."""
     from pipelines.registry import get
-    from pipelines.runner import run_source
+    from pipelines.sync import run_source
 
     def do(new_process: bool = True):
         import sources.tesla

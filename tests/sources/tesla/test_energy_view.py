@@ -160,7 +160,7 @@ def _warehouse_with(tmp_path, readings, zones=()):
     """A warehouse holding only the tables the views read, then the views applied."""
     import duckdb
 
-    from pipelines.views import apply_views
+    from pipelines.destinations.duckdb.views import apply_views
 
     db = tmp_path / "views.duckdb"
     con = duckdb.connect(str(db))
@@ -177,7 +177,7 @@ def _warehouse_with(tmp_path, readings, zones=()):
     for zone in zones:
         con.execute("insert into tesla.gateway_status values (?, ?, 'ok', ?, 'l', 'i')", zone)
     con.close()
-    created = apply_views(db, "tesla")
+    created = apply_views(db, "tesla").views
     assert "analytics.tesla_energy_daily_local" in created
     con = duckdb.connect(str(db), read_only=True)
     return con

@@ -1,0 +1,276 @@
+"""The one load step: ``run``, ``backfill``, each ``poll`` batch and the Dagster assets load a
+source through :class:`Sync`, and :func:`run_source` is a whole run of it.
+
+One dlt pipeline per source (``solarsync_<source>``, dataset ``<source>``). A :class:`Sync`:
+
+1. takes the local lock of the pipeline (one process per source on a host), the destination's
+   lock (:meth:`~pipelines.destinations.Warehouse.lock`: e.g. Postgres' advisory lock across
+   hosts) and the destination's blob root (where files a source copies go);
+2. completes what an interrupted run left (extracted or normalized packages, and polls a killed
+   ``poll`` journaled) before extracting anew;
+3. extracts and normalizes WITHOUT holding the warehouse (minutes of HTTP never block another
+   source's load or a publish), then loads and publishes holding it
+   (:meth:`~pipelines.destinations.Warehouse.writing`), so readers get whole packages;
+4. reads what the resources recorded about the sync (:mod:`pipelines.sync_state`).
+
+Errors become a :class:`~pipelines.results.Failure` once, in :mod:`pipelines.results`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dlt
+from dlt.common.pipeline import get_dlt_pipelines_dir
+
+from pipelines import history
+from pipelines.destinations import Warehouse, as_warehouse
+from pipelines.journal import PollJournal, resource_hints
+from pipelines.registry import SourceSpec
+from pipelines.results import SourceResult
+from pipelines.sync_state import LastSync, last_sync
+from sources.common import (
+    LockedError,
+    SolarsyncError,
+    install_log_redaction,
+    reset_stats,
+    stats_for,
+)
+from sources.common.blobstore import default_root
+
+logger = logging.getLogger("solarsync")
+
+ADD_LOAD_ID_ENV = "NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID"
+
+
+def pipeline_name(source: str) -> str:
+    return f"solarsync_{source}"
+
+
+def make_pipeline(
+    source: str, warehouse: Warehouse | str | os.PathLike[str], progress: Any = None
+) -> dlt.Pipeline:
+    """The source's dlt pipeline into ``warehouse`` (a :class:`Warehouse` or a DuckDB path)."""
+    warehouse = as_warehouse(warehouse)
+    warehouse.prepare()
+    # every row carries _dlt_load_id (README; the SolarKnock views select around it), also the
+    # rows a source yields as Arrow tables, for which dlt adds it only when told: set here, not
+    # only in .dlt/config.toml, which a run from another directory (cron without `cd`, a
+    # Dagster code location) does not read
+    os.environ.setdefault(ADD_LOAD_ID_ENV, "true")
+    pipeline = dlt.pipeline(
+        pipeline_name=pipeline_name(source),
+        destination=warehouse.dlt_destination(),
+        dataset_name=source,
+        progress=progress,
+    )
+    # dlt logs through its own handler: scrub secrets there too
+    install_log_redaction(*logging.getLogger("dlt").handlers)
+    return pipeline
+
+
+@contextlib.contextmanager
+def pipeline_lock(source: str) -> Iterator[None]:
+    """One run per pipeline at a time: a cron run never overlaps a backfill or another run."""
+    lock_dir = Path(get_dlt_pipelines_dir())
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    path = lock_dir / f"{pipeline_name(source)}.lock"
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockedError(
+                "another solarsync process is running this source",
+                source=source,
+                hint=f"wait for it to finish (lock file {path})",
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass
+class Loaded:
+    """What :meth:`Sync.load` loaded and published."""
+
+    load_ids: list[str] = field(default_factory=list)
+    views: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+class Sync:
+    """One source's pipeline, held for loading into one warehouse (see the module docstring).
+
+    ::
+
+        with Sync(spec, warehouse) as sync:
+            source = sync.source()
+            rows = sync.extract(source)
+            loaded = sync.load()
+    """
+
+    def __init__(self, spec: SourceSpec, warehouse: Warehouse, *, progress: Any = None) -> None:
+        self.spec = spec
+        self.warehouse = warehouse
+        self.progress = progress
+        #: packages and journaled polls an interrupted run left, completed by this one
+        self.resumed = 0
+        self.pipeline: dlt.Pipeline
+        self._stack = contextlib.ExitStack()
+        self._journal_done = False
+
+    def __enter__(self) -> Sync:
+        name, warehouse = self.spec.name, self.warehouse
+        with self._stack as stack:
+            stack.enter_context(pipeline_lock(name))
+            stack.enter_context(warehouse.lock(name))
+            stack.enter_context(default_root(warehouse.blob_root()))
+            self.pipeline = make_pipeline(name, warehouse, self.progress)
+            with warehouse.writing(name):
+                self.resumed = self.finish_pending()
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> bool | None:
+        return self._stack.__exit__(*exc_info)
+
+    # ------------------------------------------------------------------ the steps
+    def source(self, **kwargs: Any) -> Any:
+        """The source (``kwargs`` to its ``@dlt.source`` function) as the destination loads
+        it. The first call also loads the polls a killed ``poll`` journaled."""
+        source = self.warehouse.adapt(self.spec.factory()(**kwargs))
+        if self.spec.pollable and not self._journal_done:
+            self._journal_done = True
+            with self.warehouse.writing(self.spec.name):
+                self.resumed += self._finish_journal(source)
+        return source
+
+    def extract(self, source: Any) -> dict[str, int]:
+        """Extract and normalize ``source`` (not holding the warehouse); rows per table."""
+        pipeline = self.pipeline
+        if pipeline.config.restore_from_destination and not pipeline.dev_mode:
+            pipeline.sync_destination()  # as run() does: the warehouse's state if newer
+        pipeline.extract(source, loader_file_format=self.warehouse.loader_file_format)
+        return self.normalize()
+
+    def normalize(self) -> dict[str, int]:
+        """Normalize what was extracted; rows per table (dlt's own tables left out)."""
+        info = self.pipeline.normalize()
+        if info is None:
+            return {}
+        return {t: n for t, n in info.row_counts.items() if not t.startswith("_dlt")}
+
+    def load(self, *, batch: bool = False) -> Loaded | None:
+        """Load the normalized packages and publish, holding the warehouse; None when there
+        was nothing to load. ``batch``: a poll batch (see ``Warehouse.publish``)."""
+        with self.warehouse.writing(self.spec.name):
+            if not self.pipeline.list_normalized_load_packages():
+                return None
+            info = self.pipeline.load()
+            info.raise_on_failed_jobs()
+            loaded = self.publish(batch=batch)
+            loaded.load_ids = list(info.loads_ids)
+        return loaded
+
+    def publish(self, *, batch: bool = False) -> Loaded:
+        """The source's views and the copy readers see, holding the warehouse."""
+        with self.warehouse.writing(self.spec.name):
+            publication = self.warehouse.publish(
+                self.pipeline, self.spec.name, views=self.spec.views, batch=batch
+            )
+        return Loaded(views=publication.views, warnings=publication.warnings)
+
+    def last_sync(self, resources: Sequence[str] | None = None) -> LastSync:
+        return last_sync(self.pipeline.state, resources or self.spec.resources)
+
+    # ------------------------------------------------------------------ what was left
+    def finish_pending(self) -> int:
+        """Load what an interrupted run left extracted or normalized (the warehouse held)."""
+        pipeline = self.pipeline
+        if not pipeline.has_pending_data:
+            return 0
+        pending = len(pipeline.list_extracted_load_packages()) + len(
+            pipeline.list_normalized_load_packages()
+        )
+        logger.warning(
+            "%s: completing %d load package(s) left by an interrupted run",
+            pipeline.pipeline_name,
+            pending,
+        )
+        if pipeline.list_extracted_load_packages():
+            pipeline.normalize()
+        if pipeline.list_normalized_load_packages():
+            pipeline.load().raise_on_failed_jobs()
+        return pending
+
+    def _finish_journal(self, source: Any) -> int:
+        """Load the polls a killed ``solarsync poll`` journaled but did not extract."""
+        polls = PollJournal(self.pipeline, self.spec.name).extract(
+            resource_hints(source), loader_file_format=self.warehouse.loader_file_format
+        )
+        if not polls:
+            return 0
+        logger.warning("%s: loading %d poll(s) left by an interrupted poll", self.spec.name, polls)
+        return self.finish_pending()
+
+
+def record(result: SourceResult, last: LastSync) -> None:
+    """What the resources recorded into ``result``; raises when they recorded errors (the rows
+    are loaded, the sync failed all the same: e.g. no SolarAssistant site could be read)."""
+    result.changes = last.changes
+    for table, change in result.changes.items():
+        # a source that counts its own rows (HEAT: without its scd2 scope markers)
+        if "rows" in change:
+            result.rows[table] = change.pop("rows")
+    result.warn(last.warnings)
+    if last.errors:
+        raise SolarsyncError("; ".join(last.errors))
+
+
+def run_source(
+    spec: SourceSpec,
+    warehouse: Warehouse | str | os.PathLike[str],
+    *,
+    resources: Sequence[str] | None = None,
+    source_kwargs: dict[str, Any] | None = None,
+    progress: Any = None,
+) -> SourceResult:
+    """Sync one source (``run``; ``backfill`` with ``source_kwargs``). Never raises for source
+    failures: the result says what happened. The run is journaled in the run history
+    (:mod:`pipelines.history`), failed or not."""
+    warehouse = as_warehouse(warehouse)
+    result = SourceResult(source=spec.name)
+    started, started_at = time.monotonic(), datetime.now(UTC)
+    reset_stats(spec.name)
+    try:
+        with Sync(spec, warehouse, progress=progress) as sync:
+            source = sync.source(**(source_kwargs or {}))
+            result.resumed_packages = sync.resumed
+            if resources:
+                source = source.with_resources(*resources)
+            result.rows = sync.extract(source)
+            loaded = sync.load() or sync.publish()
+            result.load_ids, result.views = loaded.load_ids, loaded.views
+            record(result, sync.last_sync(resources))
+            result.warn(loaded.warnings)
+            result.ok = True
+    except Exception as exc:  # one failing source must not stop the others
+        result.fail(exc)
+    result.duration_s = time.monotonic() - started
+    result.http = stats_for(spec.name).as_dict()
+    command = "backfill" if (source_kwargs or {}).get("backfill") else "run"
+    history.record_run(result, command=command, started_at=started_at, warehouse=warehouse)
+    return result
+
+
+__all__ = ["Loaded", "Sync", "make_pipeline", "pipeline_lock", "pipeline_name", "run_source"]
