@@ -4,8 +4,8 @@
 documented list/detail payloads, ``/health`` and the error body, and lets tests (or another
 process through ``/__admin``) change schedules, clear them, take sites offline or out of the
 list, add asset kinds and fields, take ``/health`` down and revoke the key.
-Modules: ``data`` (seeded generator), ``server`` (HTTP, ``/__admin``), ``sandbox`` (the public
-class). Standalone: ``python -m sandbox.heat --port 8766 --api-key agk_demo.ags_secret``.
+Modules: ``data`` (seeded generator), ``server`` (routes, auth, faults, error body),
+``sandbox`` (the public class), on ``sandbox.common``. Standalone: ``python -m sandbox.heat --port 8766 --api-key agk_demo.ags_secret``.
 """
 
 from sandbox.heat.data import ASSET_KINDS, SCHEDULE_TYPES

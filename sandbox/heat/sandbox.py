@@ -16,13 +16,14 @@ from __future__ import annotations
 import copy
 import hmac
 import threading
-from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sandbox.common.sandbox import LoopbackSandbox
+from sandbox.common.server import Listener
 from sandbox.heat.data import Generator, default_anchor, iso
-from sandbox.heat.server import HeatHTTPServer
+from sandbox.heat.server import Handler
 
 
 @dataclass
@@ -40,7 +41,7 @@ class RequestInfo:
         return asdict(self)
 
 
-class HeatSandbox:
+class HeatSandbox(LoopbackSandbox):
     """A HEAT Cloud Public API on 127.0.0.1 with seeded sites (``port=0``: a free port)."""
 
     ADMIN_ACTIONS = frozenset(
@@ -79,8 +80,9 @@ class HeatSandbox:
     ) -> None:
         if not api_key:
             raise ValueError("api_key must be non-empty")
+        super().__init__()
         self._key = api_key
-        self._host, self._port = host, port
+        self._http = Listener(Handler, self, host=host, port=port, name="heat-sandbox")
         self._gen = Generator(seed, anchor or default_anchor())
         self._lock = threading.RLock()
         self._sites: dict[str, dict[str, Any]] = {s["siteId"]: s for s in self._gen.sites(sites)}
@@ -94,49 +96,22 @@ class HeatSandbox:
         self.in_flight = self.max_in_flight = 0  # API requests being served at once
         self._faults: list[list[Any]] = []  # [remaining, status, endpoint or None]
         self.broken_details: dict[str, int] = {}  # site id -> status of its every detail
-        self._log: list[RequestInfo] = []
-        self._server: HeatHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
-        return f"<HeatSandbox {self.base_url if self._server else 'not started'}>"
+        return f"<HeatSandbox {self.base_url if self.running else 'not started'}>"
 
     # -- lifecycle --------------------------------------------------------------------------
-    def start(self) -> HeatSandbox:
-        if self._server is None:
-            self._server = HeatHTTPServer((self._host, self._port), self)
-            self._port = self._server.server_address[1]
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name=f"heat-sandbox-{self._port}",
-                daemon=True,
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.close_connections()
-            server.server_close()
-            if self._thread is not None:
-                self._thread.join(timeout=5)
-
-    def __enter__(self) -> HeatSandbox:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    @property
+    def listeners(self) -> tuple[Listener]:
+        return (self._http,)
 
     @property
     def base_url(self) -> str:
-        return f"http://{self._host}:{self._port}"
+        return self._http.url()
 
     @property
     def admin_url(self) -> str:
-        return f"{self.base_url}/__admin"
+        return self._http.url("/__admin")
 
     def key_matches(self, header: str | None) -> bool:
         scheme, _, token = (header or "").strip().partition(" ")
@@ -309,34 +284,26 @@ class HeatSandbox:
         self.health_status, self.health_delay, self.revoked, self.delay = 204, 0.0, False, 0.0
 
     # -- request log ------------------------------------------------------------------------
-    def log_request(self, info: RequestInfo) -> RequestInfo:
-        with self._lock:
-            self._log.append(info)
-        return info
-
-    @property
-    def requests(self) -> list[RequestInfo]:
-        with self._lock:
-            return list(self._log)
-
-    def clear_requests(self) -> None:
-        with self._lock:
-            self._log.clear()
-
-    def count_requests(self, endpoint: str | None = None, status: int | None = None) -> int:
-        return sum(
-            1
-            for r in self.requests
-            if endpoint in (None, r.endpoint) and status in (None, r.status)
-        )
+    def log_request(
+        self,
+        method: str,
+        path: str,
+        endpoint: str | None,
+        site_id: str | None,
+        auth_present: bool,
+    ) -> RequestInfo:
+        return self._log.record(RequestInfo(method, path, endpoint, site_id, auth_present))
 
     def stats(self) -> dict[str, Any]:
-        reqs = self.requests
         return {
-            "requests": len(reqs),
-            "by_endpoint": dict(Counter(str(r.endpoint) for r in reqs)),
-            "by_status": dict(Counter(str(r.status) for r in reqs)),
+            **super().stats(),
             "sites": len(self._sites),
             "hidden": sorted(self._hidden),
             "max_in_flight": self.max_in_flight,
         }
+
+    def admin_view(self, parts: list[str]) -> Any:
+        """``GET /__admin/truth`` (every visible site, by id), and the shared views."""
+        if parts == ["truth"]:
+            return self.truth()
+        return super().admin_view(parts)

@@ -1,4 +1,5 @@
-"""HTTP side of the HEAT sandbox: routing, auth, faults, JSON bodies and ``/__admin``.
+"""HTTP side of the HEAT sandbox, on ``sandbox.common.server``: routing, auth, faults, JSON
+bodies and the error body.
 
 Routes: ``GET /health`` (no auth: 204, 503, or a stall), ``GET /api/{v0|v1}/public/sites``,
 ``GET /api/{v0|v1}/public/sites/{siteId}``. Every other API request needs
@@ -9,14 +10,13 @@ are refused (405): the pipeline is read-only. The key is never logged.
 from __future__ import annotations
 
 import re
-import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import orjson
+
+from sandbox.common.server import SandboxHandler
 
 if TYPE_CHECKING:
     from sandbox.heat.sandbox import HeatSandbox
@@ -39,98 +39,33 @@ def error_body(status: int, message: str | None = None) -> bytes:
     return orjson.dumps({"error": code, "message": message or default})
 
 
-class HeatHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class Handler(SandboxHandler):
+    server_software = "HeatSandbox/1.0"
+    sb: HeatSandbox
 
-    def __init__(self, address: tuple[str, int], sb: HeatSandbox) -> None:
-        self.sb = sb
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        super().__init__(address, Handler)
+    def admin_error(self, status: int, message: str) -> bytes:
+        return error_body(status, message)
 
-    def close_connections(self) -> None:
-        with self.connections_lock:
-            conns = list(self.connections)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: HeatHTTPServer
-
-    def version_string(self) -> str:
-        return "HeatSandbox/1.0"
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.connections_lock:
-            self.server.connections.add(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        except OSError:
-            pass
-        with self.server.connections_lock:
-            self.server.connections.discard(self.connection)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: the sandbox keeps its own log, without headers."""
-
-    def _write(self, status: int, body: bytes = b"") -> None:
-        self.send_response(status)
-        if body:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if body:
-            self.wfile.write(body)
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def _dispatch(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+    def handle_request(self, method: str) -> None:
+        body = self.read_body()
         path = urlsplit(self.path).path
-        try:
-            if path.startswith("/__admin"):
-                self._admin(method, path, body)
-            else:
-                self._api(method, path)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
+        if self.is_admin(path):
+            self.serve_admin(method, path, body)
+        else:
+            self._api(method, path)
 
     def _api(self, method: str, path: str) -> None:
-        from sandbox.heat.sandbox import RequestInfo
-
-        sb = self.server.sb
+        sb = self.sb
         route = _ROUTE.match(path)
         site_id = unquote(route.group(2)) if route and route.group(2) else None
         endpoint = (
             "health" if path == "/health" else ("detail" if site_id else "list") if route else None
         )
-        info = sb.log_request(
-            RequestInfo(method, path, endpoint, site_id, "Authorization" in self.headers)
-        )
+        info = sb.log_request(method, path, endpoint, site_id, "Authorization" in self.headers)
 
         def reply(status: int, payload: bytes = b"") -> None:
             info.status = status
-            self._write(status, payload)
+            self.send(status, payload)
 
         if endpoint == "health":
             if sb.health_status == "timeout":
@@ -169,24 +104,3 @@ class Handler(BaseHTTPRequestHandler):
         if detail is None:
             return reply(404, error_body(404, "Site not found"))
         return reply(200, orjson.dumps(detail))
-
-    def _admin(self, method: str, path: str, body: bytes) -> None:
-        sb = self.server.sb
-        parts = [unquote(p) for p in path.strip("/").split("/")[1:]]
-        try:
-            if method == "GET" and parts == ["truth"]:
-                result: Any = sb.truth()
-            elif method == "GET" and parts == ["requests"]:
-                result = [r.as_dict() for r in sb.requests]
-            elif method == "GET" and parts == ["stats"]:
-                result = sb.stats()
-            elif method == "POST" and len(parts) == 1 and parts[0] in sb.ADMIN_ACTIONS:
-                kwargs = orjson.loads(body) if body.strip() else {}
-                if not isinstance(kwargs, dict):
-                    raise ValueError("body must be a JSON object of keyword arguments")
-                result = {"result": getattr(sb, parts[0])(**kwargs)}
-            else:
-                return self._write(404, error_body(404, "Unknown admin route"))
-        except (TypeError, ValueError, KeyError, orjson.JSONDecodeError) as exc:
-            return self._write(400, error_body(400, str(exc)))
-        return self._write(200, orjson.dumps(result))

@@ -13,9 +13,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from sandbox.common.sandbox import LoopbackSandbox
+from sandbox.common.server import Listener
 from sandbox.common.tls import SelfSignedCert
 from sandbox.solarassistant.data import MetricDef, generate
-from sandbox.solarassistant.server import CloudHandler, ProxyHandler, serve
+from sandbox.solarassistant.server import API, CloudHandler, ProxyHandler
 
 SEVEN_DAYS = 7 * 24 * 3600
 
@@ -28,7 +30,7 @@ class RequestInfo:
     query: dict[str, str]
 
 
-class SolarAssistantSandbox:
+class SolarAssistantSandbox(LoopbackSandbox):
     """A SolarAssistant account on loopback: cloud API over HTTP, proxy over HTTPS.
 
     ``offline``: site ids whose proxy requests fail (mode ``"502"``, ``"504"``, ``"timeout"``
@@ -54,6 +56,7 @@ class SolarAssistantSandbox:
         proxy_port: int = 0,
         cert_dir: str | None = None,
     ) -> None:
+        super().__init__()
         self.api_token = api_token
         self.account, self.sites, self.people, self.orgs, self._org_users_rows = generate(
             seed, sites, org_users
@@ -63,7 +66,9 @@ class SolarAssistantSandbox:
         self.max_limit = max_limit
         self.proxy_latency = proxy_latency
         self.offline_sleep = offline_sleep
-        self.host, self._ports = host, (cloud_port, proxy_port)
+        self.host = host
+        self._cloud = Listener(CloudHandler, self, host=host, port=cloud_port, name="cloud")
+        self._proxy = Listener(ProxyHandler, self, host=host, port=proxy_port, name="proxy")
         self._cert_dir = cert_dir
         self._offline: dict[int, str] = dict(offline or {})
         #: (site id, topic) -> the value served instead of the generated one
@@ -72,42 +77,32 @@ class SolarAssistantSandbox:
         self._tokens: dict[str, tuple[int, float]] = {}  # token -> (site id, expires at)
         self._lock = threading.RLock()
         self._faults: list[list[Any]] = []  # [server, path regex, status|"drop", remaining]
-        self.requests: list[RequestInfo] = []
         self.writes: list[tuple[str, str]] = []
         self.authorize_calls: dict[int, int] = {}
         self._in_flight_now = 0
         self.max_in_flight = 0
-        self._servers: list[Any] = []
         self.cert: SelfSignedCert | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
+    @property
+    def listeners(self) -> tuple[Listener, Listener]:
+        return (self._cloud, self._proxy)
+
     def start(self) -> SolarAssistantSandbox:
-        cert_dir = self._cert_dir or tempfile.mkdtemp(prefix="sa-sandbox-")
-        self.cert = SelfSignedCert.create(cert_dir, name="solarassistant-proxy")
-        cloud, _ = serve(CloudHandler, self, self.host, self._ports[0])
-        proxy, _ = serve(ProxyHandler, self, self.host, self._ports[1], cert=self.cert)
-        self._servers = [cloud, proxy]
-        return self
-
-    def stop(self) -> None:
-        for httpd in self._servers:
-            httpd.shutdown()
-            httpd.server_close()
-        self._servers = []
-
-    def __enter__(self) -> SolarAssistantSandbox:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        if not self._proxy.running:  # a new certificate for every start of the proxy
+            cert_dir = self._cert_dir or tempfile.mkdtemp(prefix="sa-sandbox-")
+            self.cert = self._proxy.cert = SelfSignedCert.create(
+                cert_dir, name="solarassistant-proxy"
+            )
+        return super().start()
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self._servers[0].server_address[1]}/api/v1"
+        return self._cloud.url(API)
 
     @property
     def proxy_host(self) -> str:
-        return f"{self.host}:{self._servers[1].server_address[1]}"
+        return self._proxy.address
 
     @property
     def ca_bundle(self) -> str:
@@ -271,25 +266,22 @@ class SolarAssistantSandbox:
 
     # -- observations -------------------------------------------------------------------------
     def count(self, server: str | None = None, path_regex: str = "", method: str = "") -> int:
-        with self._lock:
-            return sum(
-                1
-                for r in self.requests
-                if (server is None or r.server == server)
-                and re.search(path_regex, r.path)
-                and (not method or r.method == method)
-            )
+        where = re.compile(path_regex).search
+        return len(
+            self._log.matching(lambda r: where(r.path), server=server, method=method or None)
+        )
 
     def clear_requests(self) -> None:
+        """Forget the requests, the authorize calls and the concurrency seen so far."""
+        super().clear_requests()
         with self._lock:
-            self.requests.clear()
             self.authorize_calls.clear()
             self.max_in_flight = 0
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
             return {
-                "requests": len(self.requests),
+                "requests": len(self._log),
                 "authorize_calls": dict(self.authorize_calls),
                 "writes": list(self.writes),
                 "max_in_flight": self.max_in_flight,
@@ -299,8 +291,7 @@ class SolarAssistantSandbox:
 
     # -- used by the handlers -----------------------------------------------------------------
     def _record(self, server: str, method: str, path: str, query: dict[str, str]) -> None:
-        with self._lock:
-            self.requests.append(RequestInfo(server, method, path, query))
+        self._log.record(RequestInfo(server, method, path, query))
 
     def _write_attempt(self, method: str, path: str) -> None:
         with self._lock:

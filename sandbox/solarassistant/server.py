@@ -1,16 +1,16 @@
-"""HTTP for the SolarAssistant sandbox: the cloud API (plain HTTP on loopback) and the proxy
-(HTTPS with a self-signed certificate). Both read and change the state of one
-:class:`~sandbox.solarassistant.sandbox.SolarAssistantSandbox`."""
+"""HTTP for the SolarAssistant sandbox, on ``sandbox.common.server``: the cloud API (plain
+HTTP on loopback) and the proxy (HTTPS with a self-signed certificate). Both read and change
+the state of one :class:`~sandbox.solarassistant.sandbox.SolarAssistantSandbox`."""
 
 from __future__ import annotations
 
 import json
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
+
+from sandbox.common.server import SandboxHandler
 
 if TYPE_CHECKING:
     from sandbox.solarassistant.sandbox import SolarAssistantSandbox
@@ -19,49 +19,27 @@ API = "/api/v1"
 _SITE = re.compile(rf"^{API}/sites/(\d+)(/users|/authorize)?$")
 
 
-class _Base(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Base(SandboxHandler):
     server_kind = ""
     sb: SolarAssistantSandbox
 
-    def log_message(self, *args: Any) -> None:
-        pass
-
     def send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        payload = json.dumps(body).encode()
-        self.send_response_only(status)
-        self.send_header("Date", self.date_time_string())
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(payload)
+        # json, not orjson: integers beyond 64 bits and NaN are sent as Python writes them
+        self.send(status, json.dumps(body).encode(), headers, "application/json; charset=utf-8")
 
-    def drop(self) -> None:
-        self.close_connection = True
-        try:
-            self.connection.shutdown(2)
-        except OSError:
-            pass
-
-    def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
+    def handle_request(self, method: str) -> None:
+        self.read_body()
         parts = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        self.sb._record(self.server_kind, self.command, parts.path, query)
+        self.sb._record(self.server_kind, method, parts.path, query)
         fault = self.sb._take_fault(self.server_kind, parts.path)
         if fault is not None:
             if fault == "drop":
-                self.drop()
+                self.hang_up()
             else:
                 self.send_json(fault, {"error": f"injected fault {fault}"})
             return
-        self.route(self.command, parts.path, query)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+        self.route(method, parts.path, query)
 
     def route(self, method: str, path: str, query: dict[str, str]) -> None:
         raise NotImplementedError
@@ -151,7 +129,7 @@ class ProxyHandler(_Base):
                 time.sleep(sb.proxy_latency)
             offline = sb.offline_mode(int(site_id))
             if offline == "drop":
-                return self.drop()
+                return self.hang_up()
             if offline == "timeout":
                 time.sleep(sb.offline_sleep)
                 return self.send_json(504, {"error": "Gateway Timeout"})
@@ -161,18 +139,3 @@ class ProxyHandler(_Base):
             if path.endswith("/system"):
                 return self.send_json(404, {"error": "Not found"})
             return self.send_json(200, sb.metrics_truth(int(site_id), query.get("topic")))
-
-
-def serve(
-    handler: type[_Base], sb: SolarAssistantSandbox, host: str, port: int, cert: Any = None
-) -> tuple[ThreadingHTTPServer, threading.Thread]:
-    bound = type(handler.__name__, (handler,), {"sb": sb})
-    httpd = ThreadingHTTPServer((host, port), bound)
-    httpd.daemon_threads = True
-    if cert is not None:
-        cert.wrap(httpd)
-    thread = threading.Thread(
-        target=httpd.serve_forever, args=(0.05,), daemon=True, name=handler.server_kind
-    )
-    thread.start()
-    return httpd, thread

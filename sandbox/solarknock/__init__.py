@@ -14,8 +14,9 @@ runs::
 
 Modules: ``data`` (seeded generator, attachment bytes), ``pools`` (values), ``store``
 (sorted in-memory tables, paging, late visibility, mutations), ``params`` (query validation,
-cursors), ``ratelimit`` (fixed windows + sliding burst cap), ``server`` (HTTP, faults,
-``/__admin``), ``sandbox`` (the public class). Run standalone: ``python -m sandbox solarknock``.
+cursors), ``ratelimit`` (fixed windows + sliding burst cap), ``server`` (routes, auth,
+faults, envelopes), ``sandbox`` (the public class); the HTTP plumbing, lifecycle, request log
+and ``/__admin`` are ``sandbox.common``'s. Run standalone: ``python -m sandbox solarknock``.
 """
 
 from sandbox.solarknock.data import (

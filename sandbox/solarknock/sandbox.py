@@ -6,14 +6,14 @@ mutations, faults, clock, rate limit, request log). See the package docstring an
 from __future__ import annotations
 
 import hmac
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sandbox.common.sandbox import LoopbackSandbox
+from sandbox.common.server import Listener
 from sandbox.solarknock.data import (
     DEFAULT_COUNTS,
     ENDPOINTS,
@@ -25,7 +25,7 @@ from sandbox.solarknock.data import (
     ms_of,
 )
 from sandbox.solarknock.ratelimit import RateLimiter
-from sandbox.solarknock.server import BASE_PATH, MALFORMED_KINDS, Faults, SandboxHTTPServer
+from sandbox.solarknock.server import BASE_PATH, MALFORMED_KINDS, Faults, Handler
 from sandbox.solarknock.store import Key, Store
 
 REDACTED = "[REDACTED]"
@@ -64,7 +64,7 @@ def _normalize(endpoint: str) -> str:
     return name
 
 
-class SolarKnockSandbox:
+class SolarKnockSandbox(LoopbackSandbox):
     """A SolarKnock Reporting API on 127.0.0.1 with deterministic data (see module docs).
 
     ``counts`` overrides the per-endpoint row counts of ``DEFAULT_COUNTS`` (keys are endpoint
@@ -112,11 +112,12 @@ class SolarKnockSandbox:
             merged[name] = int(n)
         if merged["users"] < 1:
             raise ValueError("at least one user is needed")
+        super().__init__()
         self.seed = seed
         self._code = api_key[3:] if api_key.startswith("sk_") else api_key
         if not self._code:
             raise ValueError("api_key must be non-empty")
-        self._host, self._port = host, port
+        self._http = Listener(Handler, self, host=host, port=port, name="solarknock-sandbox")
         anchor_ms = default_anchor_ms() if anchor is None else ms_of(anchor.astimezone(UTC))
         self._store = Store(Generator(seed, merged, anchor_ms))
         self.counts = merged
@@ -125,61 +126,34 @@ class SolarKnockSandbox:
         self._subscription_expired = False
         self._faults = Faults()
         self._limiter = RateLimiter(self._server_epoch)
-        self._log: list[RequestInfo] = []
-        self._log_lock = threading.Lock()
         self._callbacks: list[Callable[[SolarKnockSandbox, RequestInfo], Any]] = []
-        self._server: SandboxHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:  # never shows the key
-        where = self.base_url if self._server else "not started"
+        where = self.base_url if self.running else "not started"
         return f"<SolarKnockSandbox seed={self.seed} {where}>"
 
     # -- lifecycle -------------------------------------------------------------
 
+    @property
+    def listeners(self) -> tuple[Listener]:
+        return (self._http,)
+
     def start(self) -> SolarKnockSandbox:
-        if self._server is not None:
-            return self
-        server = SandboxHTTPServer((self._host, self._port), self)
-        self._port = server.server_address[1]
-        self._server = server
+        super().start()
         self._store.rebase_urls(self.base_url)
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"solarknock-sandbox-{self._port}",
-            daemon=True,
-        )
-        self._thread.start()
         return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> SolarKnockSandbox:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def port(self) -> int:
-        return self._port
+        return self._http.port
 
     @property
     def base_url(self) -> str:
-        return f"http://{self._host}:{self._port}{BASE_PATH}"
+        return self._http.url(BASE_PATH)
 
     @property
     def admin_url(self) -> str:
-        return f"http://{self._host}:{self._port}/__admin"
+        return self._http.url("/__admin")
 
     @property
     def org_id(self) -> str:
@@ -373,38 +347,14 @@ class SolarKnockSandbox:
             query=clean,
             auth_present=auth_present,
         )
-        with self._log_lock:
-            self._log.append(info)
-        return info
-
-    @property
-    def requests(self) -> list[RequestInfo]:
-        with self._log_lock:
-            return list(self._log)
-
-    def clear_requests(self) -> None:
-        with self._log_lock:
-            self._log.clear()
-
-    def count_requests(self, endpoint: str | None = None, status: int | None = None) -> int:
-        return sum(
-            1
-            for r in self.requests
-            if (endpoint is None or r.endpoint == endpoint)
-            and (status is None or r.status == status)
-        )
+        return self._log.record(info)
 
     def max_requests_in_window(
         self, seconds: float = 60, endpoint: str | None = None, status: int | None = None
     ) -> int:
         """Most requests (optionally of one endpoint/status) that arrived within any sliding
         window of ``seconds`` (half-open, like the limiter's)."""
-        times = sorted(
-            r.mono
-            for r in self.requests
-            if (endpoint is None or r.endpoint == endpoint)
-            and (status is None or r.status == status)
-        )
+        times = sorted(r.mono for r in self._log.matching(endpoint=endpoint, status=status))
         best = i = 0
         for j, t in enumerate(times):
             while t - times[i] >= seconds:
@@ -413,13 +363,18 @@ class SolarKnockSandbox:
         return best
 
     def stats(self) -> dict[str, Any]:
-        reqs = self.requests
         return {
-            "requests": len(reqs),
-            "by_endpoint": dict(Counter(str(r.endpoint) for r in reqs)),
-            "by_status": dict(Counter(str(r.status) for r in reqs)),
+            **super().stats(),
             "max_in_60s": self.max_requests_in_window(60),
             "pending_rows": self.pending_count(),
             "now": self.now().isoformat().replace("+00:00", "Z"),
             "rows": {name: len(self._store.tables[name].rows) for name in ENDPOINTS},
         }
+
+    def admin_view(self, parts: list[str]) -> Any:
+        """``GET /__admin/truth/<endpoint>``, ``/now``, and the shared views."""
+        if len(parts) == 2 and parts[0] == "truth":
+            return self.truth(parts[1])
+        if parts == ["now"]:
+            return {"now": self.now().isoformat().replace("+00:00", "Z")}
+        return super().admin_view(parts)

@@ -1,5 +1,5 @@
-"""HTTP side of the SolarKnock sandbox: the threaded loopback server, request handling (auth,
-rate limit, faults, routing, envelopes, attachment streaming) and the ``/__admin`` API.
+"""HTTP side of the SolarKnock sandbox, on ``sandbox.common.server``: request handling (auth,
+rate limit, faults, routing, envelopes, attachment streaming) and its ``/__admin`` errors.
 
 Order of checks for an API request: log it -> ``on_request`` callbacks -> path outside the base
 -> 404 -> Authorization (401) -> subscription (402) -> rate limit (429) -> write guard (403) ->
@@ -9,18 +9,17 @@ injected faults (drop / fail / invalid cursor / malformed) -> serve. Every respo
 
 from __future__ import annotations
 
-import socket
 import sys
 import threading
 import time
 import traceback
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import orjson
 
+from sandbox.common.server import SandboxHandler
 from sandbox.solarknock.data import ENDPOINTS, KEY_FIELDS, attachment_chunks
 from sandbox.solarknock.params import ApiError, encode_cursor, parse_list_params
 
@@ -34,7 +33,6 @@ HTML_PAGE = (
     b"<body><h1>Bad Gateway</h1><p>The upstream server returned an invalid response.</p>"
     b"<hr><address>edge-proxy</address></body></html>\n"
 )
-_MAX_BODY = 10 << 20
 
 
 def error_body(code: str, message: str) -> bytes:
@@ -85,27 +83,6 @@ class Faults:
             return False
 
 
-class SandboxHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
-    def __init__(self, address: tuple[str, int], sb: SolarKnockSandbox) -> None:
-        self.sb = sb
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        super().__init__(address, Handler)
-
-    def close_connections(self) -> None:
-        with self.connections_lock:
-            conns = list(self.connections)
-        for c in conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-
 def content_disposition(name: str) -> str:
     """``attachment`` with an ASCII-safe fallback name and the exact original in
     ``filename*`` (RFC 6266/5987), so no user text can break or inject a header line."""
@@ -113,87 +90,25 @@ def content_disposition(name: str) -> str:
     return f"attachment; filename=\"{fallback or 'download'}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(SandboxHandler):
     timeout = 120
-    server: SandboxHTTPServer
-
-    def version_string(self) -> str:
-        return "SolarKnockSandbox/1.0"
-
-    # -- plumbing --------------------------------------------------------------
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with self.server.connections_lock:
-            self.server.connections.add(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        except OSError:
-            pass
-        with self.server.connections_lock:
-            self.server.connections.discard(self.connection)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: the request line could carry a secret; the sandbox keeps its own log."""
+    server_software = "SolarKnockSandbox/1.0"
+    sb: SolarKnockSandbox
 
     def date_time_string(self, timestamp: float | None = None) -> str:
-        return formatdate(self.server.sb._server_epoch(), usegmt=True)
+        return formatdate(self.sb._server_epoch(), usegmt=True)
 
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_PATCH(self) -> None:
-        self._dispatch("PATCH")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            self.close_connection = True  # not supported: don't try to resync the stream
-            return b""
-        try:
-            n = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            n = _MAX_BODY + 1
-        if n > _MAX_BODY:
-            self.close_connection = True
-            return b""
-        return self.rfile.read(n) if n > 0 else b""
-
-    def _write(
-        self,
-        status: int,
-        body: bytes,
-        headers: dict[str, str] | None = None,
-        content_type: str = "application/json",
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
+    def admin_error(self, status: int, message: str) -> bytes:
+        return error_body("NOT_FOUND" if status == 404 else "BAD_ADMIN_REQUEST", message)
 
     # -- dispatch --------------------------------------------------------------
 
-    def _dispatch(self, method: str) -> None:
-        sb = self.server.sb
-        body = self._read_body()
+    def handle_request(self, method: str) -> None:
+        sb = self.sb
+        body = self.read_body()
         url = urlsplit(self.path)
-        if url.path == "/__admin" or url.path.startswith("/__admin/"):
-            self._admin(method, url.path, url.query, body)
+        if self.is_admin(url.path):
+            self.serve_admin(method, url.path, body)
             return
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         segments = self._segments(url.path)
@@ -209,7 +124,7 @@ class Handler(BaseHTTPRequestHandler):
             info.status, info.error_code = 500, "INTERNAL_ERROR"
             try:
                 _, rl = sb._limiter.hit(consume=False)
-                self._write(500, error_body("INTERNAL_ERROR", "Sandbox error (see stderr)."), rl)
+                self.send(500, error_body("INTERNAL_ERROR", "Sandbox error (see stderr)."), rl)
             except OSError:
                 self.close_connection = True
         finally:
@@ -235,7 +150,7 @@ class Handler(BaseHTTPRequestHandler):
         self, info: RequestInfo, status: int, code: str, message: str, rl: dict[str, str]
     ) -> None:
         info.status, info.error_code = status, code
-        self._write(status, error_body(code, message), rl)
+        self.send(status, error_body(code, message), rl)
 
     def _api(
         self,
@@ -245,7 +160,7 @@ class Handler(BaseHTTPRequestHandler):
         query: dict[str, str],
         info: RequestInfo,
     ) -> None:
-        sb = self.server.sb
+        sb = self.sb
         for callback in list(sb._callbacks):
             callback(sb, info)
         faults = sb._faults
@@ -285,7 +200,7 @@ class Handler(BaseHTTPRequestHandler):
         # injected faults
         if faults.take("drop", endpoint):
             info.fault = "drop"
-            self._hang_up()
+            self.hang_up()
             return None
         failure = faults.take("fail", endpoint)
         if failure:
@@ -315,14 +230,14 @@ class Handler(BaseHTTPRequestHandler):
         elif kind == "json":
             body = body[: max(1, len(body) // 2)]
         info.status = 200
-        self._write(200, body, rl, content_type)
+        self.send(200, body, rl, content_type)
         return None
 
     # -- JSON endpoints --------------------------------------------------------
 
     def _json_page(self, endpoint: str, query: dict[str, str]) -> tuple[dict, list[bytes]]:
         """Returns (envelope parts other than data, row bytes)."""
-        sb = self.server.sb
+        sb = self.sb
         store = sb._store
         meta = {"org_id": store.gen.org_id, "fetched_at": sb._fetched_at(), "row_count": 0}
         if endpoint == "org":
@@ -366,14 +281,14 @@ class Handler(BaseHTTPRequestHandler):
     def _attachment(
         self, lead_id: str, file_id: str, info: RequestInfo, rl: dict[str, str]
     ) -> None:
-        sb = self.server.sb
+        sb = self.sb
         meta = sb._store.attachment(lead_id, file_id)
         if meta is None:
             return self._error(info, 404, "NOT_FOUND", "Attachment not found.", rl)
         kind = sb._faults.take("malformed", "attachments", ok=lambda k: k in ("json", "html"))
         if kind == "html":
             info.fault, info.status = "malformed:html", 200
-            return self._write(200, HTML_PAGE, rl, "text/html; charset=utf-8")
+            return self.send(200, HTML_PAGE, rl, "text/html; charset=utf-8")
         size = int(meta.get("size") or 0)
         mime = meta.get("mimeType") or "application/octet-stream"
         self.send_response(200)
@@ -399,40 +314,5 @@ class Handler(BaseHTTPRequestHandler):
             if sent >= cut:
                 break
         if sent < size:
-            self._hang_up()
+            self.hang_up()
         return None
-
-    def _hang_up(self) -> None:
-        """Close the connection at once, whatever was (not) sent: a dropped connection."""
-        self.close_connection = True
-        try:
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    # -- admin -----------------------------------------------------------------
-
-    def _admin(self, method: str, path: str, query: str, body: bytes) -> None:
-        sb = self.server.sb
-        parts = [unquote(s) for s in path.strip("/").split("/")[1:]]
-        try:
-            if method == "GET" and len(parts) == 2 and parts[0] == "truth":
-                result: Any = sb.truth(parts[1])
-            elif method == "GET" and parts == ["stats"]:
-                result = sb.stats()
-            elif method == "GET" and parts == ["requests"]:
-                result = [r.as_dict() for r in sb.requests]
-            elif method == "GET" and parts == ["now"]:
-                result = {"now": sb.now().isoformat().replace("+00:00", "Z")}
-            elif method == "POST" and len(parts) == 1 and parts[0] in sb.ADMIN_ACTIONS:
-                kwargs = orjson.loads(body) if body.strip() else {}
-                if not isinstance(kwargs, dict):
-                    raise ValueError("body must be a JSON object of keyword arguments")
-                result = {"result": getattr(sb, parts[0])(**kwargs)}
-            else:
-                self._write(404, error_body("NOT_FOUND", "Unknown admin route."))
-                return
-        except (TypeError, ValueError, KeyError, orjson.JSONDecodeError) as e:
-            self._write(400, error_body("BAD_ADMIN_REQUEST", str(e)))
-            return
-        self._write(200, orjson.dumps(result, option=orjson.OPT_NON_STR_KEYS))

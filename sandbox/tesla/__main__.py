@@ -7,15 +7,15 @@ SOURCES__TESLA__HOST=127.0.0.1:8443 SOURCES__TESLA__PASSWORD=S4ndb0xPW solarsync
 from __future__ import annotations
 
 import argparse
-import signal
+import sys
 import tempfile
-import threading
 
+from sandbox.common.foreground import serve_until_stopped, stop_on_signals
 from sandbox.tesla.model import VARIANTS
 from sandbox.tesla.server import TeslaGatewaySandbox
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m sandbox.tesla",
         description=__doc__,
@@ -34,13 +34,13 @@ def main() -> None:
         default=0,
         help="every Nth aggregates read, the solar exported counter reads 0",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     zero_at = (
         {t: [("solar", "energy_exported")] for t in range(args.glitch_every, 100000,
                                                           args.glitch_every)}
         if args.glitch_every else None
     )  # fmt: skip
-    stop = threading.Event()
+    stop = stop_on_signals()  # before "ready": a signal right after it is not lost
     with tempfile.TemporaryDirectory() as tmp:
         gateway = TeslaGatewaySandbox(
             tmp, variant=args.variant, password=args.password, live=not args.verbatim,
@@ -48,16 +48,13 @@ def main() -> None:
             zero_at=zero_at,
         )  # fmt: skip
         gateway.stopped = args.stopped
-        with gateway:
-            print(f"tesla sandbox gateway (firmware {args.variant}) on https://{gateway.host}")
-            print(f"  certificate SHA-256 {gateway.cert.sha256}")
-            print(f"  SOURCES__TESLA__HOST={gateway.host} SOURCES__TESLA__PASSWORD={args.password}")
-            signal.signal(signal.SIGTERM, lambda *_: stop.set())
-            try:
-                stop.wait()
-            except KeyboardInterrupt:
-                pass
+        gateway.start()
+        print(f"tesla sandbox gateway (firmware {args.variant}) on https://{gateway.host}")
+        print(f"  certificate SHA-256 {gateway.cert.sha256}")
+        print(f"  SOURCES__TESLA__HOST={gateway.host} SOURCES__TESLA__PASSWORD={args.password}")
+        print("Ctrl-C to stop.", flush=True)
+        return serve_until_stopped(gateway, stop)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

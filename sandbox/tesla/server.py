@@ -16,19 +16,18 @@ whose login fails still reads it. Every other GET needs a session.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from sandbox.common.sandbox import LoopbackSandbox
+from sandbox.common.server import Listener, SandboxHandler
 from sandbox.common.tls import SelfSignedCert
 from sandbox.tesla.model import (
     STOPPABLE,
@@ -40,7 +39,9 @@ from sandbox.tesla.model import (
 
 #: answered without a session, as real gateways do (firmware, uptime: no customer data)
 PUBLIC_PATHS = frozenset({"/api/status"})
+LOGIN_PATH = "/api/login/Basic"
 LIMIT_BODY = b'{"code":429,"error":"Api Limit reached for this endpoint"}'
+READ_ONLY_BODY = b'{"code":403,"error":"read-only sandbox"}'
 UNAUTHORIZED_BODY = b'{"code":401,"error":"bad credentials","message":"Login Error"}'
 
 
@@ -51,7 +52,7 @@ class Seen:
     authenticated: bool  # not refused (always true on a public path)
 
 
-class TeslaGatewaySandbox:
+class TeslaGatewaySandbox(LoopbackSandbox):
     def __init__(
         self,
         directory: str | Path,
@@ -67,6 +68,7 @@ class TeslaGatewaySandbox:
     ) -> None:
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; known: {sorted(VARIANTS)}")
+        super().__init__()
         self.directory = Path(directory)
         self.variant = variant
         self.password = password
@@ -84,7 +86,7 @@ class TeslaGatewaySandbox:
         self.logins = 0
         self.tokens: set[str] = set()
         self.issued: list[str] = []  # every token ever handed out (secret scans)
-        self.seen: list[Seen] = []
+        self.seen = self._log  # every request, in order (a list tests may clear)
         self.lock = threading.Lock()
         routes = VARIANTS[variant]
         template = routes.get("/api/meters/aggregates")
@@ -97,48 +99,29 @@ class TeslaGatewaySandbox:
             if template
             else None
         )
-        self.cert = SelfSignedCert.create(self.directory, name=f"gateway-{secrets.token_hex(4)}")
-        self._port = port
-        self.httpd: ThreadingHTTPServer | None = None
-        self.connections: set[Any] = set()  # open keep-alive sockets, closed by stop()
+        self._https = Listener(Handler, self, port=port, name="tesla-gateway")
+        self.cert = self._new_certificate()
 
     # -- lifecycle --------------------------------------------------------------------------
-    def start(self) -> TeslaGatewaySandbox:
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", self._port), _handler(self))
-        self.httpd.daemon_threads = True
-        self.cert.wrap(self.httpd)
-        self._port = self.httpd.server_address[1]
-        threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        return self
+    @property
+    def listeners(self) -> tuple[Listener]:
+        return (self._https,)
 
-    def stop(self) -> None:
-        if self.httpd is not None:
-            self.httpd.shutdown()
-            self.httpd.server_close()
-            self.httpd = None
-        for sock in list(self.connections):  # a stopped gateway keeps no connection alive
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        self.connections.clear()
-
-    def __enter__(self) -> TeslaGatewaySandbox:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _new_certificate(self) -> SelfSignedCert:
+        cert = SelfSignedCert.create(self.directory, name=f"gateway-{secrets.token_hex(4)}")
+        self._https.cert = cert
+        return cert
 
     def replace_certificate(self) -> None:
         """Restart on the same port with a new self-signed certificate (an impostor, or a
         reset gateway)."""
         self.stop()
-        self.cert = SelfSignedCert.create(self.directory, name=f"gateway-{secrets.token_hex(4)}")
+        self.cert = self._new_certificate()
         self.start()
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self._port}"
+        return self._https.address
 
     # -- control ----------------------------------------------------------------------------
     def expire_sessions(self) -> None:
@@ -146,7 +129,7 @@ class TeslaGatewaySandbox:
             self.tokens.clear()
 
     def requests_to(self, path: str) -> int:
-        return sum(1 for s in self.seen if s.path == path)
+        return len(self._log.matching(path=path))
 
     # -- serving ----------------------------------------------------------------------------
     def login(self, body: dict[str, Any]) -> tuple[int, bytes, dict[str, str]]:
@@ -220,63 +203,34 @@ class TeslaGatewaySandbox:
         return 200, capture_bytes(recipe)
 
 
-def _handler(gateway: TeslaGatewaySandbox) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+class Handler(SandboxHandler):
+    sb: TeslaGatewaySandbox
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def setup(self) -> None:
-            super().setup()
-            # headers and body leave in separate TLS records: without this, Nagle's
-            # algorithm and the client's delayed ACK add ~40 ms to every answer
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            gateway.connections.add(self.connection)
-
-        def finish(self) -> None:
-            gateway.connections.discard(self.connection)
-            with contextlib.suppress(OSError):
-                super().finish()
-
-        def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-            self.send_response_only(status)
-            self.send_header("Date", self.date_time_string())
-            self.send_header("Cache-Control", "no-cache, no-store")
-            if body:
-                self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in (headers or {}).items():
-                self.send_header("Set-Cookie" if name.startswith("Set-Cookie") else name, value)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            path = self.path.split("?", 1)[0]
-            gateway.seen.append(Seen("POST", path, False))
-            if path != "/api/login/Basic":
-                self._send(403, b'{"code":403,"error":"read-only sandbox"}')
-                return
-            try:
-                body = json.loads(raw or b"{}")
-            except ValueError:
-                body = {}
-            self._send(*gateway.login(body if isinstance(body, dict) else {}))
-
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
+    def handle_request(self, method: str) -> None:
+        gateway = self.sb
+        raw = self.read_body()
+        path = self.path.split("?", 1)[0]
+        if method == "GET":
             ok = path in PUBLIC_PATHS or gateway.authenticated(self.headers)
-            gateway.seen.append(Seen("GET", path, ok))
+            gateway.seen.record(Seen("GET", path, ok))
             if not ok:
-                self._send(401, UNAUTHORIZED_BODY)
-                return
-            self._send(*gateway.get(path))
+                return self._send(401, UNAUTHORIZED_BODY)
+            return self._send(*gateway.get(path))
+        if method != "POST":
+            return self._send(403, READ_ONLY_BODY)
+        gateway.seen.record(Seen("POST", path, False))
+        if path != LOGIN_PATH:
+            return self._send(403, READ_ONLY_BODY)
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = {}
+        return self._send(*gateway.login(body if isinstance(body, dict) else {}))
 
-        def do_PUT(self) -> None:
-            self._send(403, b'{"code":403,"error":"read-only sandbox"}')
-
-        do_DELETE = do_PATCH = do_PUT
-
-    return Handler
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        # "Set-Cookie-2": a second Set-Cookie header (a dict cannot hold the name twice)
+        pairs = [("Cache-Control", "no-cache, no-store")] + [
+            ("Set-Cookie" if name.startswith("Set-Cookie") else name, value)
+            for name, value in (headers or {}).items()
+        ]
+        self.send(status, body, pairs)

@@ -68,22 +68,38 @@ ErrorDescriber = Callable[[Response], tuple[str | None, str | None]]
 
 
 # --------------------------------------------------------------------------- error bodies
-def describe_error_envelope(response: Response) -> tuple[str | None, str | None]:
-    """Code and message from the common shapes ``{"error": {"code", "message"}}``,
-    ``{"error": "..."}`` and ``{"code", "message"}``."""
+def json_object(response: Response) -> dict[str, Any] | None:
+    """The body when it is a JSON object, else None (an HTML page, a list, no body)."""
     try:
         body = orjson.loads(response.content)
     except (orjson.JSONDecodeError, TypeError, ValueError):
-        return None, None
-    if not isinstance(body, dict):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def describe_error_envelope(
+    response: Response, *, error_is_code: bool = False
+) -> tuple[str | None, str | None]:
+    """Code and message from the common shapes ``{"error": {"code", "message"}}``,
+    ``{"error": "..."}`` and ``{"code", "message"}``.
+
+    ``error_is_code``: a plain ``error`` value is the code and ``message`` beside it the text,
+    as in ``{"error": "not_found", "message": "Site not found"}`` (HEAT's error body)."""
+    body = json_object(response)
+    if body is None:
         return None, None
     err = body.get("error", body)
-    if isinstance(err, str):
-        return None, err
     if isinstance(err, dict):
         code = err.get("code") or err.get("error_code")
         message = err.get("message") or err.get("detail") or err.get("error_description")
+        if not message and err is not body:
+            message = body.get("message")
         return (str(code) if code else None), (str(message) if message else None)
+    if error_is_code:
+        message = body.get("message")
+        return (str(err) if err else None), (str(message) if message else None)
+    if isinstance(err, str):
+        return None, err
     return None, None
 
 
@@ -411,6 +427,7 @@ __all__ = [
     "ApiError",
     "HttpStats",
     "describe_error_envelope",
+    "json_object",
     "reset_stats",
     "stats_for",
 ]

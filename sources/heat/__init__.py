@@ -35,7 +35,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import dlt
 import pendulum
@@ -45,6 +45,8 @@ from dlt.common.pipeline import PipelineContext
 from dlt.sources import DltResource
 
 from sources.common import ConfigurationError, stats_for
+from sources.common.clients import ClientCache
+from sources.common.columns import known_columns
 from sources.heat.client import HeatClient
 from sources.heat.model import (
     TypeWatch,
@@ -75,15 +77,38 @@ from sources.heat.upgrade import fill_entry_hashes
 
 logger = logging.getLogger("solarsync.heat")
 
-RESOURCE_NAMES = (
-    "sites",
-    "site_status_history",
-    "snapshots",
-    "schedule_entries",
-    "assets",
-    "asset_readings",
-)
-_clients: dict[tuple[Any, ...], HeatClient] = {}  # one session per settings, per process
+MERGE: dict[str, Any] = {"disposition": "merge", "strategy": "delete-insert"}
+
+
+class Table(NamedTuple):
+    """One table of a snapshot, declared."""
+
+    rows: str  # the Snapshot method that yields its rows
+    primary_key: str | list[str] | None
+    columns: dict[str, dict[str, Any]]
+    write_disposition: dict[str, Any] = MERGE
+
+
+def tables() -> dict[str, Table]:
+    """The resources, in this order (see the module docstring for what each holds); read when
+    the source is called, so the hints are the module's at that moment."""
+    return {
+        "sites": Table("site_rows", "site_id", SITE_COLUMNS),
+        "site_status_history": Table("status_rows", ["site_id", "snapshot_at"], STATUS_COLUMNS),
+        "snapshots": Table("snapshot_rows", "snapshot_at", SNAPSHOT_COLUMNS),
+        # scd2: a version per entry_hash
+        "schedule_entries": Table(
+            "schedule_rows", None, SCHEDULE_COLUMNS, SCHEDULE_WRITE_DISPOSITION
+        ),
+        "assets": Table("asset_rows", ["site_id", "asset_kind"], ASSET_COLUMNS),
+        "asset_readings": Table(
+            "reading_rows", ["site_id", "asset_kind", "snapshot_at"], READING_COLUMNS
+        ),
+    }
+
+
+RESOURCE_NAMES = tuple(tables())
+_clients: ClientCache[HeatClient] = ClientCache()  # one session per settings, per process
 
 
 @dlt.source(name=SOURCE_NAME, max_table_nesting=0)
@@ -127,46 +152,13 @@ def heat(
     snapshot = Snapshot(client, int(concurrency))
     return [
         dlt.resource(
-            _generator(snapshot.site_rows),
-            name="sites",
-            write_disposition={"disposition": "merge", "strategy": "delete-insert"},
-            primary_key="site_id",
-            columns=copy.deepcopy(SITE_COLUMNS),
-        ),
-        dlt.resource(
-            _generator(snapshot.status_rows),
-            name="site_status_history",
-            write_disposition={"disposition": "merge", "strategy": "delete-insert"},
-            primary_key=["site_id", "snapshot_at"],
-            columns=copy.deepcopy(STATUS_COLUMNS),
-        ),
-        dlt.resource(
-            _generator(snapshot.snapshot_rows),
-            name="snapshots",
-            write_disposition={"disposition": "merge", "strategy": "delete-insert"},
-            primary_key="snapshot_at",
-            columns=copy.deepcopy(SNAPSHOT_COLUMNS),
-        ),
-        dlt.resource(
-            _generator(snapshot.schedule_rows),
-            name="schedule_entries",
-            write_disposition=copy.deepcopy(SCHEDULE_WRITE_DISPOSITION),
-            columns=copy.deepcopy(SCHEDULE_COLUMNS),
-        ),
-        dlt.resource(
-            _generator(snapshot.asset_rows),
-            name="assets",
-            write_disposition={"disposition": "merge", "strategy": "delete-insert"},
-            primary_key=["site_id", "asset_kind"],
-            columns=copy.deepcopy(ASSET_COLUMNS),
-        ),
-        dlt.resource(
-            _generator(snapshot.reading_rows),
-            name="asset_readings",
-            write_disposition={"disposition": "merge", "strategy": "delete-insert"},
-            primary_key=["site_id", "asset_kind", "snapshot_at"],
-            columns=copy.deepcopy(READING_COLUMNS),
-        ),
+            _generator(getattr(snapshot, table.rows)),
+            name=name,
+            write_disposition=copy.deepcopy(table.write_disposition),
+            primary_key=copy.deepcopy(table.primary_key),
+            columns=copy.deepcopy(table.columns),
+        )
+        for name, table in tables().items()
     ]
 
 
@@ -206,8 +198,9 @@ def get_client(
     fingerprint = hashlib.sha256(api_key.encode()).hexdigest()
     settings = (base_url, fingerprint, api_version, max_attempts, request_timeout,
                 backoff_factor, health_timeout)  # fmt: skip
-    if settings not in _clients:
-        _clients[settings] = HeatClient(
+    client, _ = _clients.get(
+        settings,
+        lambda: HeatClient(
             api_key,
             str(base_url),
             api_version=api_version,
@@ -215,8 +208,9 @@ def get_client(
             timeout=request_timeout,
             backoff_factor=backoff_factor,
             health_timeout=health_timeout,
-        )
-    return _clients[settings]
+        ),
+    )
+    return client
 
 
 class Snapshot:
@@ -231,7 +225,7 @@ class Snapshot:
         self._sites: list[dict[str, Any]] | None = None
         self._details: list[tuple[str, dict[str, Any]]] | None = None
         self._details_by_id: dict[str, dict[str, Any]] | None = None
-        self._watch = TypeWatch(_known_columns)
+        self._watch = TypeWatch(known_columns)
 
     @property
     def at(self) -> datetime:
@@ -331,7 +325,7 @@ def _type_entry_hash() -> None:
     """dlt's scd2 hint declares the row version column anew, without its type; a table created
     with no row to type it would keep ``entry_hash`` untyped, which the normalizer refuses for a
     NOT NULL column. Called once the (empty) table is in the schema."""
-    columns = dlt.current.source_schema().tables.get("schedule_entries", {}).get("columns", {})
+    columns = known_columns("schedule_entries")
     if ENTRY_HASH_COLUMN in columns:
         columns[ENTRY_HASH_COLUMN].setdefault("data_type", "text")
 
@@ -348,12 +342,6 @@ def _upgrade_entry_hashes() -> None:
         return  # iterated outside a pipeline: nothing stored to upgrade
     fill_entry_hashes(pipeline)
     state["entry_hash"] = ENTRY_HASH_VERSION
-
-
-def _known_columns(table: str) -> dict[str, Any]:
-    """The table's columns as dlt knows them from earlier runs (and this run's hints)."""
-    schema = dlt.current.source_schema()
-    return schema.tables.get(table, {}).get("columns", {})
 
 
 @with_config(sections=("sources", SOURCE_NAME))

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import orjson
 from requests import Response, Timeout
 
 from sources.common import (
@@ -24,6 +23,7 @@ from sources.common import (
     redact,
     register_secret,
 )
+from sources.common.http import describe_error_envelope
 from sources.heat.settings import (
     DEFAULT_HEALTH_TIMEOUT,
     ERROR_HINTS,
@@ -41,17 +41,9 @@ _VERSION_SUFFIX = re.compile(r"/api/(v\d+)(/public)?(/sites)?/?$")
 
 
 def describe_error(response: Response) -> tuple[str | None, str | None]:
-    """``{"error": "<code>", "message": "<text>"}`` (the documented error body)."""
-    try:
-        body = orjson.loads(response.content)
-    except (orjson.JSONDecodeError, TypeError, ValueError):
-        return None, None
-    if not isinstance(body, dict):
-        return None, None
-    code, message = body.get("error"), body.get("message")
-    if isinstance(code, dict):  # {"error": {"code", "message"}} from a proxy
-        code, message = code.get("code"), code.get("message") or message
-    return (str(code) if code else None), (str(message) if message else None)
+    """``{"error": "<code>", "message": "<text>"}`` (the documented error body), or a proxy's
+    ``{"error": {"code", "message"}}``."""
+    return describe_error_envelope(response, error_is_code=True)
 
 
 def validate(body: Any, endpoint: str) -> str | None:
@@ -291,7 +283,3 @@ def _timed_out(exc: BaseException) -> bool:
 def _reason(exc: BaseException) -> str:
     cause = exc.__cause__ or exc.__context__
     return type(cause).__name__ if cause is not None else "no connection"
-
-
-def client_key(settings: Mapping[str, Any]) -> tuple[Any, ...]:
-    return tuple(sorted(settings.items()))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sources.common.columns import column
+
 SOURCE_NAME = "heat"
 HEALTH_PATH = "health"  # under the base URL, no version, no auth
 SITES_PATH = "api/{version}/public/sites"  # the list; a site is SITES_PATH/<siteId>
@@ -50,58 +52,54 @@ ASSET_RENAMED_FIELDS = {"id": "asset_id", "type": "asset_type"}
 OWN_COLUMNS = ("site_id", "asset_kind", "snapshot_at", "last_seen_at", "entry_hash")
 
 
-def _col(data_type: str, nullable: bool = True) -> dict[str, Any]:
-    return {"data_type": data_type, "nullable": nullable}  # a new dict: dlt edits hints in place
-
-
 SITE_COLUMNS: dict[str, dict[str, Any]] = {
-    "site_id": _col("text", False),
-    "site_name": _col("text"),
-    "is_online": _col("bool"),
-    "reported_at": _col("timestamp"),
-    "last_seen_at": _col("timestamp", False),
+    "site_id": column("text", False),
+    "site_name": column("text"),
+    "is_online": column("bool"),
+    "reported_at": column("timestamp"),
+    "last_seen_at": column("timestamp", False),
 }
 SNAPSHOT_COLUMNS: dict[str, dict[str, Any]] = {
-    "snapshot_at": _col("timestamp", False),
-    "sites_listed": _col("bigint", False),
+    "snapshot_at": column("timestamp", False),
+    "sites_listed": column("bigint", False),
 }
 STATUS_COLUMNS: dict[str, dict[str, Any]] = {
-    "site_id": _col("text", False),
-    "snapshot_at": _col("timestamp", False),
-    "is_online": _col("bool"),
-    "reported_at": _col("timestamp"),
+    "site_id": column("text", False),
+    "snapshot_at": column("timestamp", False),
+    "is_online": column("bool"),
+    "reported_at": column("timestamp"),
 }
 #: schedule rows: the key columns stay nullable because each site present in a snapshot also
 #: sends one marker row (all NULL but site_id) that scopes the scd2 merge to that site
 SCHEDULE_COLUMNS: dict[str, dict[str, Any]] = {
-    "site_id": _col("text", False),
-    "asset": _col("text"),
-    "type": _col("text"),
-    "start_at": _col("timestamp"),
-    "end_at": _col("timestamp"),
-    "value": _col("double"),
-    "entry_hash": _col("text", False),
+    "site_id": column("text", False),
+    "asset": column("text"),
+    "type": column("text"),
+    "start_at": column("timestamp"),
+    "end_at": column("timestamp"),
+    "value": column("double"),
+    "entry_hash": column("text", False),
     # tables written before entry_hash have dlt's own row hash here: it is not the version now
     "_dlt_id": {"name": "_dlt_id", "x-row-version": False},
 }
 #: the documented asset fields are declared (analytics.heat_assets_current reads them): they
 #: exist, typed, on an account without a battery too
 ASSET_COLUMNS: dict[str, dict[str, Any]] = {
-    "site_id": _col("text", False),
-    "asset_kind": _col("text", False),
-    "asset_id": _col("text"),
-    "asset_type": _col("text"),
-    "last_seen_at": _col("timestamp", False),
-    "rated_power_upper_limit_kw": _col("double"),
-    "rated_power_lower_limit_kw": _col("double"),
-    "active_power_kw": _col("double"),
-    "available_storage_capacity_kwh": _col("double"),
-    "soc": _col("double"),
+    "site_id": column("text", False),
+    "asset_kind": column("text", False),
+    "asset_id": column("text"),
+    "asset_type": column("text"),
+    "last_seen_at": column("timestamp", False),
+    "rated_power_upper_limit_kw": column("double"),
+    "rated_power_lower_limit_kw": column("double"),
+    "active_power_kw": column("double"),
+    "available_storage_capacity_kwh": column("double"),
+    "soc": column("double"),
 }
 READING_COLUMNS: dict[str, dict[str, Any]] = {
-    "site_id": _col("text", False),
-    "asset_kind": _col("text", False),
-    "snapshot_at": _col("timestamp", False),
+    "site_id": column("text", False),
+    "asset_kind": column("text", False),
+    "snapshot_at": column("timestamp", False),
 }
 
 #: scd2 on schedule_entries: a row version is the hash of these entry fields (columns), in this

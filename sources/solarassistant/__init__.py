@@ -46,6 +46,7 @@ from dlt.common.configuration.inject import with_config
 from dlt.sources import DltResource
 
 from sources.common import ConfigurationError, SolarsyncError, redact, stats_for
+from sources.common.clients import ClientCache
 from sources.solarassistant.client import SolarAssistantClient, forget_site_tokens
 from sources.solarassistant.metrics import poll_errors, poll_sites
 from sources.solarassistant.options import select, selectors, zones
@@ -77,8 +78,7 @@ RESOURCE_NAMES = (
 T = TypeVar("T")
 
 #: clients by their settings: the polls of one process share sessions (and TLS connections)
-_CLIENTS: dict[tuple[Any, ...], SolarAssistantClient] = {}
-_CLIENTS_LOCK = threading.Lock()
+_CLIENTS: ClientCache[SolarAssistantClient] = ClientCache()
 
 
 @dlt.source(name=SOURCE_NAME)
@@ -320,12 +320,9 @@ def _once(fn: Callable[[], T]) -> Callable[[], T]:
 
 def _client(token: str, base_url: str, **options: Any) -> SolarAssistantClient:
     key = (token, base_url, tuple(sorted(options.items())))
-    with _CLIENTS_LOCK:
-        client = _CLIENTS.get(key)
-        if client is None:
-            client = _CLIENTS[key] = SolarAssistantClient(token, base_url, **options)
-        else:  # the CLI resets request counters per run: count into the current ones
-            client.refresh_stats(stats_for(SOURCE_NAME))
+    client, new = _CLIENTS.get(key, lambda: SolarAssistantClient(token, base_url, **options))
+    if not new:  # the CLI resets request counters per run: count into the current ones
+        client.use_stats(stats_for(SOURCE_NAME))
     return client
 
 
@@ -358,8 +355,7 @@ def _compact(row: dict[str, Any]) -> dict[str, Any]:
 
 def reset_caches() -> None:
     """Forget the clients and site tokens this process keeps between polls (tests)."""
-    with _CLIENTS_LOCK:
-        _CLIENTS.clear()
+    _CLIENTS.clear()
     forget_site_tokens()
 
 

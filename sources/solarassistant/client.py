@@ -235,7 +235,7 @@ class SolarAssistantClient:
         self._proxies: dict[str, ApiClient] = {}
         self._lock = threading.Lock()
 
-    def refresh_stats(self, stats: HttpStats) -> None:
+    def use_stats(self, stats: HttpStats) -> None:
         """Count into ``stats`` from now on (the CLI resets the counters of each run)."""
         with self._lock:
             for client in (self.api, *self._proxies.values()):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sources.common.columns import column, typed
+
 SOURCE_NAME = "solarassistant"
 DEFAULT_BASE_URL = "https://solar-assistant.io/api/v1"
 API_ROOT = "/api/v1"  # added to a base_url given as a bare host
@@ -65,34 +67,38 @@ PROXY_HINTS: dict[int | str, str] = {
 
 #: typed columns of the tables built by code (the cloud tables are inferred by dlt)
 METRICS_COLUMNS: dict[str, dict[str, Any]] = {
-    "site_id": {"data_type": "bigint", "nullable": False},
-    "topic": {"data_type": "text", "nullable": False},
-    "polled_at": {"data_type": "timestamp", "nullable": False},
-    "device": {"data_type": "text"},
-    "group": {"data_type": "text"},
-    "name": {"data_type": "text"},
-    "unit": {"data_type": "text"},
-    "number": {"data_type": "bigint"},
-    "value_number": {"data_type": "double"},
-    "value_text": {"data_type": "text"},
-    "value_type": {"data_type": "text"},
+    "site_id": column("bigint", False),
+    "topic": column("text", False),
+    "polled_at": column("timestamp", False),
+    **typed(
+        device="text",
+        group="text",
+        name="text",
+        unit="text",
+        number="bigint",
+        value_number="double",
+        value_text="text",
+        value_type="text",
+    ),
 }
 METRIC_POLLS_COLUMNS: dict[str, dict[str, Any]] = {
-    "site_id": {"data_type": "bigint", "nullable": False},
-    "polled_at": {"data_type": "timestamp", "nullable": False},
-    "site_name": {"data_type": "text"},
-    "status": {"data_type": "text", "nullable": False},
-    "reason": {"data_type": "text"},
-    "http_status": {"data_type": "bigint"},
-    "metric_count": {"data_type": "bigint"},
-    "authorized": {"data_type": "bool"},
-    "duration_ms": {"data_type": "bigint"},
-    "timezone": {"data_type": "text"},
+    "site_id": column("bigint", False),
+    "polled_at": column("timestamp", False),
+    **typed(site_name="text"),
+    "status": column("text", False),
+    **typed(
+        reason="text",
+        http_status="bigint",
+        metric_count="bigint",
+        authorized="bool",
+        duration_ms="bigint",
+        timezone="text",
+    ),
 }
 SITE_MEMBERS_COLUMNS: dict[str, dict[str, Any]] = {
-    "site_id": {"data_type": "bigint", "nullable": False},
-    "user_id": {"data_type": "bigint", "nullable": False},
-    "role": {"data_type": "text"},
+    "site_id": column("bigint", False),
+    "user_id": column("bigint", False),
+    **typed(role="text"),
     # set only on the markers that remove every member of a site that left the account;
     # such rows are deleted, never stored
     "_removed": {"data_type": "bool", "hard_delete": True},

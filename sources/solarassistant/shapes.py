@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from requests import Response
 
-from sources.common.http import describe_error_envelope
+from sources.common.http import describe_error_envelope, json_object
 from sources.solarassistant.settings import ORG_USERS_PATH, SITES_PATH, USER_PATH
 
 
@@ -109,11 +109,7 @@ def describe_error(response: Response) -> tuple[str | None, str | None]:
     code, message = describe_error_envelope(response)
     if message:
         return code, message
-    try:
-        body = orjson.loads(response.content)
-    except (orjson.JSONDecodeError, TypeError, ValueError):
-        return code, None
-    errors = body.get("errors") if isinstance(body, dict) else None
+    errors = (json_object(response) or {}).get("errors")
     if isinstance(errors, dict):
         parts = [
             f"{k}: {', '.join(map(str, v if isinstance(v, list) else [v]))}"

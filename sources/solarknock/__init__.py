@@ -40,6 +40,7 @@ from dlt.sources import DltResource
 
 from sources.common import ApiError, ConfigurationError
 from sources.common.arrow import PageConverter
+from sources.common.columns import known_columns
 from sources.solarknock.attachments import AttachmentsConfig, attachment_resources
 from sources.solarknock.client import SolarKnockClient, Window, iso, parse_ts
 from sources.solarknock.settings import (
@@ -204,7 +205,7 @@ def _list_resource(
         # existing warehouse keeps its column types
         convert = PageConverter(
             endpoint.name,
-            known=lambda: {**declared, **_known_columns(endpoint.name)},
+            known=lambda: {**declared, **known_columns(endpoint.name)},
             always=("deleted_at",),
         )
         logger.info("solarknock %s: window %s", endpoint.name, window)
@@ -279,11 +280,6 @@ def _after(value: Any, moment: datetime) -> bool:
         return datetime.fromisoformat(value) > moment
     except ValueError:
         return False
-
-
-def _known_columns(table: str) -> Mapping[str, Any]:
-    """The table's columns as dlt knows them (from earlier pages and runs, and the hints)."""
-    return dlt.current.source_schema().tables.get(table, {}).get("columns", {})
 
 
 def _stored_key(state: Mapping[str, Any], endpoint: ListEndpoint) -> tuple[str, ...] | None:

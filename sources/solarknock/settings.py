@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sources.common.columns import typed
+
 SOURCE_NAME = "solarknock"
 DEFAULT_BASE_URL = "https://app.solarknock.com/api/v1/reporting"
 DEFAULT_PAGE_SIZE = 1000  # the API's maximum
@@ -63,17 +65,13 @@ class ListEndpoint:
     columns: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _typed(**types: str) -> dict[str, dict[str, Any]]:
-    return {name: {"data_type": data_type} for name, data_type in types.items()}
-
-
 #: the documented fields the ``analytics`` views read (warehouse/views/solarknock.sql), typed:
 #: each column exists from the table's first load on, even while the API sends no value, and
 #: a value of another kind (an object where a number is documented, text where a number is)
 #: goes to a variant column ``<name>__v_<type>`` instead of retyping the column. Fields not
 #: listed here keep the type of their first value.
-USER_COLUMNS = _typed(id="text", name="text")
-KNOCK_COLUMNS = _typed(
+USER_COLUMNS = typed(id="text", name="text")
+KNOCK_COLUMNS = typed(
     id="text",
     user_id="text",
     lead_id="text",
@@ -90,7 +88,7 @@ KNOCK_COLUMNS = _typed(
     knock_date="date",
     actions_taken="json",
 )
-LEAD_COLUMNS = _typed(
+LEAD_COLUMNS = typed(
     id="text",
     user_id="text",
     name="text",
@@ -110,7 +108,7 @@ LEAD_COLUMNS = _typed(
     actions_taken="json",
     attachments="json",
 )
-DAILY_STAT_COLUMNS = _typed(
+DAILY_STAT_COLUMNS = typed(
     user_id="text",
     date="date",
     knock_count="bigint",

@@ -46,6 +46,7 @@ from dlt.common.typing import TSecretStrValue, TSecretValue
 from dlt.sources import DltResource
 
 from sources.common import redact
+from sources.common.columns import column, typed
 from sources.tesla import rows
 from sources.tesla.config import gateway_configs, is_configured
 from sources.tesla.settings import (
@@ -68,16 +69,12 @@ logger = logging.getLogger("solarsync.tesla")
 RESOURCE_NAMES = TABLES
 
 
-def _ts() -> dict[str, Any]:  # fresh dicts: dlt writes the column name into a hint
-    return {"data_type": "timestamp", "nullable": True}
-
-
 def _poll() -> dict[str, Any]:
-    return {"polled_at": {"data_type": "timestamp", "nullable": False}}
+    return {"polled_at": column("timestamp", False)}
 
 
 def _current() -> dict[str, Any]:  # the newest poll of a key wins within a load
-    return {"dedup_sort": "desc", "data_type": "timestamp", "nullable": False}
+    return column("timestamp", False, dedup_sort="desc")
 
 
 def utcnow() -> datetime:
@@ -162,9 +159,8 @@ def tesla(
         dlt.resource(
             each("aggregates", rows.meter_rows), name="meter_readings",
             write_disposition="merge", primary_key=["gateway", "meter", "polled_at"],
-            columns={**_poll(), "last_communication_time": _ts(),
-                     "energy_exported": {"data_type": "double"},
-                     "energy_imported": {"data_type": "double"}},
+            columns={**_poll(), "last_communication_time": column("timestamp"),
+                     **typed(energy_exported="double", energy_imported="double")},
         ),
         dlt.resource(each("soe", rows.soe_row), name="battery_soe", columns=_poll(), **per_poll),
         dlt.resource(
@@ -175,15 +171,14 @@ def tesla(
             each("site_info", rows.site_info_row), name="site_info", write_disposition="merge",
             primary_key="gateway",
             # timezone always exists (analytics.tesla_energy_daily_local reads it)
-            columns={"polled_at": _current(), "timezone": {"data_type": "text"}},
+            columns={"polled_at": _current(), **typed(timezone="text")},
         ),
         dlt.resource(
             status_rows, name="gateway_status",
-            columns={**_poll(), "start_time": _ts(), "error": {"data_type": "text"},
-                     "unavailable_endpoints": {"data_type": "text"},
-                     # always exists: analytics.tesla_energy_daily_local reads it
-                     "timezone": {"data_type": "text"},
-                     **{k: {"data_type": t} for k, t in STATUS_FIELD_TYPES.items()}},
+            columns={**_poll(), "start_time": column("timestamp"),
+                     # timezone always exists: analytics.tesla_energy_daily_local reads it
+                     **typed(error="text", unavailable_endpoints="text", timezone="text",
+                             **STATUS_FIELD_TYPES)},
             **per_poll,
         ),
         dlt.resource(
@@ -194,7 +189,7 @@ def tesla(
         dlt.resource(
             each("grid_faults", rows.grid_fault_rows), name="grid_faults",
             write_disposition="merge", primary_key=["gateway", "fault_id"],
-            columns={"last_seen_at": _current(), "fault_at": _ts()},
+            columns={"last_seen_at": _current(), "fault_at": column("timestamp")},
         ),
         dlt.resource(
             each("sitemaster", rows.sitemaster_row), name="sitemaster", columns=_poll(), **per_poll

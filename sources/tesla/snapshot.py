@@ -18,6 +18,7 @@ from sources.common import (
     SourceUnavailableError,
     redact,
 )
+from sources.common.clients import ClientCache
 from sources.tesla.client import STOPPED, UNAVAILABLE, EndpointRefused, GatewayClient
 from sources.tesla.config import GatewayConfig
 from sources.tesla.settings import (
@@ -33,25 +34,22 @@ from sources.tesla.store import GatewayStore
 
 logger = logging.getLogger("solarsync.tesla")
 
-_CLIENTS: dict[tuple[Any, ...], GatewayClient] = {}
-_CLIENTS_LOCK = threading.Lock()
+_CLIENTS: ClientCache[GatewayClient] = ClientCache()
 
 
 def client_for(config: GatewayConfig, directory: Path, **options: Any) -> GatewayClient:
     """The process-wide client of a gateway: a poll loop pins and logs in once."""
     key = (str(directory), config, tuple(sorted(options.items())))
-    with _CLIENTS_LOCK:
-        client = _CLIENTS.get(key)
-        if client is None:
-            store = GatewayStore(directory, config.name, config.host)
-            client = _CLIENTS[key] = GatewayClient(config, store, **options)
-        return client
+
+    def make() -> GatewayClient:
+        return GatewayClient(config, GatewayStore(directory, config.name, config.host), **options)
+
+    return _CLIENTS.get(key, make)[0]
 
 
 def reset_clients() -> None:
     """Forget every process-level session (what a new process starts with)."""
-    with _CLIENTS_LOCK:
-        _CLIENTS.clear()
+    _CLIENTS.clear()
 
 
 # --------------------------------------------------------------------------- one snapshot

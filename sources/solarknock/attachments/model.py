@@ -17,6 +17,7 @@ from dlt.common.configuration.specs import BaseConfiguration
 from requests import Response
 
 from sources.common import SolarsyncError
+from sources.common.columns import column
 from sources.solarknock.settings import DEFAULT_DOWNLOAD_CONCURRENCY
 
 STORED, FAILED, REMOVED, SKIPPED = "stored", "failed", "removed", "skipped"
@@ -25,26 +26,22 @@ SKIPPED_DELETED = "skipped_deleted"
 BLOB_FIELDS = ("blob_path", "sha256", "bytes_stored", "downloaded_at")
 
 
-def _col(data_type: str, nullable: bool = True, **hints: Any) -> dict[str, Any]:
-    return {"data_type": data_type, "nullable": nullable, **hints}  # a fresh dict: dlt edits it
-
-
 COLUMNS: dict[str, dict[str, Any]] = {
-    "lead_id": _col("text", False),
-    "file_id": _col("text", False),
-    "file_name": _col("text"),
-    "mime_type": _col("text"),
-    "size": _col("bigint"),
-    "uploaded_at": _col("timestamp"),
-    "uploaded_by": _col("text"),
+    "lead_id": column("text", False),
+    "file_id": column("text", False),
+    "file_name": column("text"),
+    "mime_type": column("text"),
+    "size": column("bigint"),
+    "uploaded_at": column("timestamp"),
+    "uploaded_by": column("text"),
     # two rows of one file in one load (a lead changed mid-run): the newest lead version wins
-    "lead_updated_at": _col("timestamp", dedup_sort="desc"),
-    "status": _col("text", False),
-    "reason": _col("text"),
-    "blob_path": _col("text"),
-    "sha256": _col("text"),
-    "bytes_stored": _col("bigint"),
-    "downloaded_at": _col("timestamp"),
+    "lead_updated_at": column("timestamp", dedup_sort="desc"),
+    "status": column("text", False),
+    "reason": column("text"),
+    "blob_path": column("text"),
+    "sha256": column("text"),
+    "bytes_stored": column("bigint"),
+    "downloaded_at": column("timestamp"),
 }
 
 
