@@ -13,7 +13,7 @@ sandboxes, in one process:
    ``analytics.heat_sites``: how long the publish waited, and what a non-owner role with
    SELECT on the views can still read afterwards.
 
-The numbers are what the README's "Postgres" section quotes. Nothing here is a pass/fail test.
+The numbers are what docs/destinations/postgres.md quotes. Nothing here is a pass/fail test.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ class SourceSpec:
     schedule: str = "15 2 * * *"
     #: the views file under ``warehouse/views/`` (its analytics views); None: no views
     views: str | None = None
-    #: the module of the source's report section (a ``section(query, now, settings)``
+    #: the module of the source's report section (a ``section(page) -> Section``
     #: function); None: the report has no section for it (its freshness is shown all the same)
     report: str | None = None
 

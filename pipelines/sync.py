@@ -62,7 +62,8 @@ def make_pipeline(
     """The source's dlt pipeline into ``warehouse`` (a :class:`Warehouse` or a DuckDB path)."""
     warehouse = as_warehouse(warehouse)
     warehouse.prepare()
-    # every row carries _dlt_load_id (README; the SolarKnock views select around it), also the
+    # every row carries _dlt_load_id (docs/sources/solarknock.md; the SolarKnock views select
+    # around it), also the
     # rows a source yields as Arrow tables, for which dlt adds it only when told: set here, not
     # only in .dlt/config.toml, which a run from another directory (cron without `cd`, a
     # Dagster code location) does not read

@@ -66,7 +66,8 @@ def duckdb_cli() -> Path:
 
 
 def cli_query(*args: str) -> list[list[str]]:
-    """The DuckDB CLI from PyPI (``duckdb -readonly FILE``, the README's example), CSV rows."""
+    """The DuckDB CLI from PyPI (``duckdb -readonly FILE``, the example of
+    docs/destinations/duckdb.md), CSV rows."""
     done = subprocess.run([str(duckdb_cli()), *args], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "Error" not in done.stdout, done.stdout + done.stderr
     return [line.split(",") for line in done.stdout.splitlines() if line]

@@ -6,8 +6,8 @@ registered as ``duckdb://``).
     python sqlalchemy_reader.py FILE HOW SCHEMAS [TZ]
 
 HOW: ``connect_args`` (``create_engine(url, connect_args={"read_only": True})``, Superset's
-"engine parameters") or ``url`` (``?access_mode=READ_ONLY`` in the URL), both as the README
-tells BI users. SCHEMAS: comma-separated; every table and view
+"engine parameters") or ``url`` (``?access_mode=READ_ONLY`` in the URL), both as
+docs/destinations/duckdb.md tells BI users. SCHEMAS: comma-separated; every table and view
 of each is reflected twice (``inspector.get_columns`` and ``Table(autoload_with=...)``), then
 counted and sampled with ``select``. TZ: the process's time zone (``TZ``), to see what a driver
 does with ``TIMESTAMP WITH TIME ZONE`` on a server that is not on UTC.

@@ -87,7 +87,7 @@ class Warehouse:
     kind: ClassVar[str]
     #: sqlglot dialect of the destination's SQL (views are written in DuckDB's)
     dialect: ClassVar[str] = "duckdb"
-    #: the file format dlt loads with (Postgres: csv, so JSON columns stay jsonb)
+    #: the file format dlt loads with (Postgres: insert_values, so JSON columns stay jsonb)
     loader_file_format: ClassVar[str] = "parquet"
 
     def dlt_destination(self) -> Any:

@@ -25,7 +25,7 @@ Tables (key; write disposition):
   Offline sites never fail the run, nor does a failing site while another site answers; a poll
   in which no site could be read and at least one failed with an error (not offline) is a
   failed poll: its rows are loaded, and ``last_sync.errors`` in the resource state tells the
-  runner to report the source as failed (exit 1).
+  load step to report the source as failed (exit 1).
 
 One call of :func:`solarassistant` is one poll. Site tokens (7-day life) are reused from
 process memory until shortly before they expire, and renewed once on a 401; neither they nor
@@ -291,7 +291,7 @@ def solarassistant(
                     )
                 )
             )
-        # read by the runner after the load: a poll whose rows loaded may still have failed
+        # read by the load step after the load: a poll whose rows loaded may still have failed
         # (never secrets: reasons are redacted). Set every poll, so none keeps an old error.
         dlt.current.resource_state("metric_polls")["last_sync"] = {"errors": errors}
         yield [{**r.record(polled_at), "timezone": zone_of(r)} for r in results]

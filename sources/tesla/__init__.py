@@ -151,7 +151,7 @@ def tesla(
                 unavailable=poll.unavailable, site_info=poll.body("site_info"),
             )  # fmt: skip
         # written on every poll (no stale verdict): a gateway that gave no data beyond the
-        # public /api/status failed this poll; the runner and the poll loop count it (exit 1)
+        # public /api/status failed this poll; the load step and the poll loop count it (exit 1)
         dlt.current.resource_state()["last_sync"] = poll_verdict(polls)
 
     per_poll = {"write_disposition": "merge", "primary_key": ["gateway", "polled_at"]}

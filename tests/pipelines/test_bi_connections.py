@@ -1,5 +1,5 @@
-"""BI connections to the published file, each tool a process of its own, as the README tells
-users to open them (read-only) and as DBeaver opens them by default (read-write).
+"""BI connections to the published file, each tool a process of its own, as
+docs/destinations/duckdb.md tells users to open them (read-only) and as DBeaver opens them by default (read-write).
 
 - Read-only connections share the file: one held by a dashboard does not stop another one
   opened through SQLAlchemy with ``connect_args={"read_only": True}`` or ``?access_mode=

@@ -246,7 +246,8 @@ def test_duckdb_engine_in_the_dev_venv_reads_every_table_and_view(published: Pat
     for name, relation in found["relations"].items():
         assert relation["autoload"], f"{name}: no columns reflected"
     # TIMESTAMPTZ reflects as a plain TIMESTAMP (timezone=False) through duckdb_engine, but the
-    # values are the right instants, aware, whatever the process's zone (README: BI tools)
+    # values are the right instants, aware, whatever the process's zone
+    # (docs/destinations/duckdb.md: time zones)
     runs = found["relations"]["analytics.sync_runs"]
     started = next(c for c in runs["autoload"] if c["name"] == "started_at")
     assert (started["family"], started["timezone"]) == ("timestamp", False)

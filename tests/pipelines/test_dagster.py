@@ -7,7 +7,7 @@
 - What a code server without credentials defines, what it says with no source at all, the
   schedules' time zone, where the warehouse lands whatever directory Dagster runs in.
 - As a user runs it: ``dagster dev`` answering on loopback with every asset listed, ``dagster
-  job execute`` from a project directory following the README, and the ``[dagster]`` extra
+  job execute`` from a project directory following docs/dagster.md, and the ``[dagster]`` extra
   resolving in a fresh venv.
 """
 
@@ -408,7 +408,7 @@ def make_project(
     config: str = "",
     secrets: str = "",
 ) -> Path:
-    """A project directory as the README sets one up: solarsync's ``.dlt/config.toml`` with
+    """A project directory as docs/dagster.md sets one up: solarsync's ``.dlt/config.toml`` with
     the warehouse file changed to ``duckdb_file`` (None: as shipped), the lines ``set_lines``
     replaced, ``config`` appended, and ``.dlt/secrets.toml``. Returns where the warehouse must
     land."""
@@ -429,7 +429,8 @@ SOLARKNOCK_URL = 'base_url = "https://app.solarknock.com/api/v1/reporting"'
 
 
 def blob_root(warehouse: Path) -> Path:
-    """Where the attachments of a warehouse file land by default (README "Attachments")."""
+    """Where the attachments of a warehouse file land by default (docs/sources/solarknock.md,
+    "Attachments")."""
     base = warehouse.parent / "blobs"
     return (base if warehouse.stem == "solarsync" else base / warehouse.stem) / "solarknock"
 
@@ -504,8 +505,9 @@ SCHEDULES = """{ repositoriesOrError { ... on RepositoryConnection { nodes {
 
 
 def test_dagster_dev_answers_on_loopback_with_every_asset(tmp_path):
-    """`dagster dev` as the README runs it, from the project directory without arguments (the
-    code location comes from pyproject.toml), in a code server that has no credentials."""
+    """`dagster dev` as the README and docs/dagster.md run it, from the project directory
+    without arguments (the code location comes from pyproject.toml), in a code server that has
+    no credentials."""
     port = free_port()
     env = dagster_env(tmp_path, SOLARSYNC__DAGSTER_SOURCES="all", TZ="Europe/Berlin")
     log = (tmp_path / "dagster-dev.log").open("w")
@@ -605,7 +607,7 @@ def test_dagster_loads_the_code_location_only_with_a_source_list(tmp_path):
     ],
 )
 def test_dagster_job_execute_as_a_new_user(sk_sandbox, tmp_path, where, duckdb_file):
-    """The README's steps: settings and secrets in a project directory's .dlt/, then
+    """The steps of docs/dagster.md: settings and secrets in a project directory's .dlt/, then
     `dagster job execute -m pipelines.dagster_defs -j solarsync_solarknock_job`, run in that
     directory, or elsewhere with DLT_PROJECT_DIR naming it. The warehouse lands under the
     project directory, equal to the source, with the attachments beside it."""

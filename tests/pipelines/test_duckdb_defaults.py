@@ -64,7 +64,8 @@ def free_port() -> int:
 
 @contextmanager
 def heat_sandbox_process(cwd: Path) -> Iterator[str]:
-    """``python -m sandbox heat --port P --api-key K``, as the README starts it; its base URL."""
+    """``python -m sandbox heat --port P --api-key K``, as docs/contributing.md starts it; its
+    base URL."""
     cwd.mkdir(parents=True, exist_ok=True)
     port = free_port()
     proc = subprocess.Popen(

@@ -1,7 +1,7 @@
 """solarsync run from a directory without the project's ``.dlt/config.toml`` (a cron line
 without ``cd``, a Dagster code location elsewhere): what the warehouse promises must not depend
-on that file. The README says every row carries ``_dlt_load_id`` and the SolarKnock views rely
-on it; rows loaded as Arrow tables only get it when dlt is told to add it."""
+on that file. docs/sources/solarknock.md says every row carries ``_dlt_load_id`` and the
+SolarKnock views rely on it; rows loaded as Arrow tables only get it when dlt is told to add it."""
 
 from __future__ import annotations
 

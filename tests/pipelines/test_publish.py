@@ -1,5 +1,5 @@
 """BI publish of the DuckDB destination: loads go to a private working file, every run
-publishes a copy at the path BI tools open (pipelines/publish.py)."""
+publishes a copy at the path BI tools open (pipelines/destinations/duckdb/publish.py)."""
 
 from __future__ import annotations
 

@@ -8,8 +8,9 @@ in a view alike, in every version. Any file named like one of solarsync's schema
 dataset, the run history's ``solarsync``, ``analytics``) hits it. So:
 
 - the loader's **working file** is named so that its catalog is never a schema name
-  (``pipelines.publish.working_path``): dlt's DuckDB client qualifies names with the schema only
-  (``"heat"."_dlt_loads"``, never the catalog), and solarsync's own SQL there too;
+  (``pipelines.destinations.duckdb.files.working_path``): dlt's DuckDB client qualifies names
+  with the schema only (``"heat"."_dlt_loads"``, never the catalog), and solarsync's own SQL
+  there too;
 - views in a file BI tools open reach another schema by a two-part name, which binds under any
   catalog name and any ``ATTACH ... AS`` alias, except a catalog named like that schema. Only
   the names of that one schema are rewritten (:func:`bind_under`): to three parts

@@ -352,7 +352,8 @@ def prepare_working_file(
       written by an earlier version) rewritten in it, once: a compacting copy, every table,
       view and macro and dlt's state included (:func:`convert`);
     - ``"unchecked"``: another program holds the working file (dlt's connection fails next,
-      with the runner's message naming that program); checked again next time.
+      with the load step's message naming that program, :mod:`pipelines.results`); checked
+      again next time.
     """
 
     working = working_path(published)
@@ -382,7 +383,7 @@ def prepare_working_file(
     except duckdb.IOException as exc:
         if "lock" not in str(exc).lower():
             raise
-        # a program opened the working file itself: dlt's connection says so (runner)
+        # a program opened the working file itself: dlt's connection says so (pipelines.results)
         return [*done, "unchecked"]
     if newer(found, storage_version):
         started = time.perf_counter()

@@ -11,7 +11,8 @@ the working file) and the lake's ``_views.duckdb``, are created in the configure
     storage_version = "v1.4.0"      # env DESTINATION__DUCKDB__STORAGE_VERSION
 
 A file found in a newer format than configured (written by an earlier solarsync with DuckDB
-2.0's default) is rewritten once into the configured one (``pipelines.publish``).
+2.0's default) is rewritten once into the configured one
+(:mod:`pipelines.destinations.duckdb.publish`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from sources.common import ConfigurationError
 #: read by DuckDB 1.4 LTS, the DuckDB CLI 1.5 (PyPI's newest) and DuckDB 2.0
 DEFAULT_STORAGE_VERSION = "v1.4.0"
 #: the DuckDB releases that open a file of each storage version (checked against DuckDB 1.1.3,
-#: 1.2.2, 1.3.2, 1.4.5 and the CLI 1.5.6 from PyPI; README "Which DuckDB opens the file")
+#: 1.2.2, 1.3.2, 1.4.5 and the CLI 1.5.6 from PyPI; docs/destinations/duckdb.md, "Which DuckDB
+#: opens the file")
 READERS = {
     "v1.0.0": "DuckDB 1.1 and later",
     "v1.1.0": "DuckDB 1.1 and later",

@@ -143,7 +143,7 @@ class LakeWarehouse(Warehouse):
     def lock(self, source: str) -> Iterator[None]:
         """Before a source loads: the bucket answers and takes a write (a clear error now,
         not a half-finished load later). Two hosts must not load one source into one bucket at
-        once: the lock that keeps runs apart is the local one (see README)."""
+        once: the lock that keeps runs apart is the local one (see docs/destinations/lake.md)."""
         self.preflight()
         yield
 

@@ -1,4 +1,5 @@
-"""What :mod:`pipelines.postgres.views` reads from Postgres' catalog: a relation and its
+"""What :mod:`pipelines.destinations.postgres.views` reads from Postgres' catalog: a relation and
+its
 columns, privileges (``relacl``/``proacl`` as GRANT statements), the views depending on it, the
 sessions holding it, and the columns a SELECT would give (a temporary view). Each read is its
 own short transaction: nothing here holds a lock past the call."""

@@ -27,7 +27,8 @@ _ROLE = re.compile(r"[A-Za-z_][A-Za-z0-9_$-]{0,62}\Z")
 
 @configspec
 class PostgresSettings(BaseConfiguration):
-    """What solarsync does on a Postgres warehouse besides loading (see README "Postgres")."""
+    """What solarsync does on a Postgres warehouse besides loading (see
+    docs/destinations/postgres.md)."""
 
     #: roles granted USAGE on ``analytics`` and each source's schema, SELECT on every analytics
     #: view and source table, EXECUTE on the analytics functions, after every load

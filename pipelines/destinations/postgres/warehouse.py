@@ -14,7 +14,8 @@
 - **Views**: ``warehouse/views/<source>.sql`` (DuckDB's dialect), transpiled by
   :mod:`pipelines.views` and published by :mod:`pipelines.destinations.postgres.views` after each load:
   unchanged views untouched, changed ones replaced in place under a short ``lock_timeout``
-  (grants and dependent views kept), ``readers`` roles granted (:mod:`pipelines.postgres.config`).
+  (grants and dependent views kept), ``readers`` roles granted
+  (:mod:`pipelines.destinations.postgres.config`).
 - **Errors**: wrong password, unreachable host, missing database or privileges become a
   :class:`~sources.common.DestinationError` (exit 1) naming ``destination postgres``, what
   happened and what to do, never the password; the extracted data waits in the pipeline's
@@ -69,7 +70,7 @@ def lock_key(source: str) -> int:
 
 class _QuietArrowConversion(logging.Filter):
     """dlt warns on every table that Arrow pages are converted to INSERT statements: that is
-    the expected path to Postgres (README "Postgres"), not news for each run."""
+    the expected path to Postgres (docs/destinations/postgres.md), not news for each run."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "ArrowToInsertValuesWriter" not in record.getMessage()

@@ -50,7 +50,8 @@ class AttachmentsConfig(BaseConfiguration):
     """``[sources.solarknock.attachments]`` / ``SOURCES__SOLARKNOCK__ATTACHMENTS__<FIELD>``."""
 
     enabled: bool = True
-    #: fsspec URL or path of the blob root; default: the destination's (README "Attachments")
+    #: fsspec URL or path of the blob root; default: the destination's
+    #: (docs/sources/solarknock.md, "Attachments")
     blob_url: Optional[str] = None  # noqa: UP045
     #: fsspec options for a remote store (credentials: put them in secrets.toml)
     storage_options: Optional[Dict[str, Any]] = None  # noqa: UP006, UP045

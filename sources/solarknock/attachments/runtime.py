@@ -1,5 +1,6 @@
 """What the running pipeline provides to the attachments: their entry in the source state and
-the default blob root, which the destination in use decides (see README "Attachments")."""
+the default blob root, which the destination in use decides (see docs/sources/solarknock.md,
+"Attachments")."""
 
 from __future__ import annotations
 

@@ -410,10 +410,10 @@ def test_sigkill_during_a_large_download_then_rerun(sk_sandbox, warehouse, root)
 def test_each_destination_keeps_the_files_where_the_readme_says(
     kind, small_sandbox, request, tmp_path, monkeypatch, isolated_dlt
 ):
-    """The default blob root is the destination's (README "Attachments"), whatever DuckDB
-    path is configured: next to the DuckDB file; ``$DLT_DATA_DIR/solarsync/blobs`` for
-    Postgres (not the working dir); ``<bucket>/_blobs`` in the lake (its own bucket, its
-    credentials, on S3)."""
+    """The default blob root is the destination's (docs/sources/solarknock.md,
+    "Attachments"), whatever DuckDB path is configured: next to the DuckDB file;
+    ``$DLT_DATA_DIR/solarsync/blobs`` for Postgres (not the working dir); ``<bucket>/_blobs``
+    in the lake (its own bucket, its credentials, on S3)."""
     from pipelines.destinations.duckdb import DuckDBWarehouse
     from tests.conftest import s3_client
 

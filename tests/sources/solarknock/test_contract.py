@@ -207,7 +207,7 @@ def recorded_json(cassette: Cassette, endpoint: str) -> Any:
 
 
 def solarsync_error_in(exc: BaseException) -> SolarsyncError:
-    """The SolarsyncError inside dlt's wrappers (as ``pipelines.runner`` finds it)."""
+    """The SolarsyncError inside dlt's wrappers (as ``pipelines.results`` finds it)."""
     found = find_solarsync_error(exc)
     if found is None:
         raise AssertionError(f"no SolarsyncError in the chain of {exc!r}")
