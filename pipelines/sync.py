@@ -156,13 +156,31 @@ class Sync:
                 self.resumed += self._finish_journal(source)
         return source
 
-    def extract(self, source: Any) -> dict[str, int]:
-        """Extract and normalize ``source`` (not holding the warehouse); rows per table."""
+    def extract(self, source: Any) -> dict[str, int] | None:
+        """Extract and normalize ``source`` (not holding the warehouse); rows per table. None
+        when the source extracted no row and changed no schema: nothing to load (see
+        :meth:`discard`)."""
         pipeline = self.pipeline
         if pipeline.config.restore_from_destination and not pipeline.dev_mode:
-            pipeline.sync_destination()  # as run() does: the warehouse's state if newer
-        pipeline.extract(source, loader_file_format=self.warehouse.loader_file_format)
+            # as run() does: the warehouse's state if newer. A warehouse only this host loads
+            # (DuckDB) can hold a newer state only when this host's pipeline dir is new
+            if self.warehouse.shared or pipeline.first_run:
+                pipeline.sync_destination()
+        schemas = self._schema_hashes()
+        info = pipeline.extract(source, loader_file_format=self.warehouse.loader_file_format)
+        if not _data_items(info) and self._schema_hashes() == schemas and not self.resumed:
+            return None
         return self.normalize()
+
+    def discard(self) -> None:
+        """Drop what :meth:`extract` extracted when it holds nothing to load (only dlt's own
+        state): the pipeline's local state goes back to where the run started, so the next run
+        reads from the same checkpoint (its window only grows; nothing is lost), and a run that
+        changed nothing loads and publishes nothing."""
+        self.pipeline.abort_packages()
+
+    def _schema_hashes(self) -> dict[str, str]:
+        return {name: schema.version_hash for name, schema in self.pipeline.schemas.items()}
 
     def normalize(self) -> dict[str, int]:
         """Normalize what was extracted; rows per table (dlt's own tables left out)."""
@@ -225,6 +243,17 @@ class Sync:
         return self.finish_pending()
 
 
+def _data_items(info: Any) -> int:
+    """Items extracted into tables other than dlt's own (its state), from dlt's extract info."""
+    total = 0
+    for metrics in (getattr(info, "metrics", None) or {}).values():
+        for step in metrics:
+            for table, table_metrics in (step.get("table_metrics") or {}).items():
+                if not table.startswith("_dlt"):
+                    total += int(getattr(table_metrics, "items_count", 0) or 0)
+    return total
+
+
 def record(result: SourceResult, last: LastSync) -> None:
     """What the resources recorded into ``result``; raises when they recorded errors (the rows
     are loaded, the sync failed all the same: e.g. no SolarAssistant site could be read)."""
@@ -259,10 +288,16 @@ def run_source(
             result.resumed_packages = sync.resumed
             if resources:
                 source = source.with_resources(*resources)
-            result.rows = sync.extract(source)
-            loaded = sync.load() or sync.publish()
+            rows = sync.extract(source)
+            last = sync.last_sync(resources)  # read before a discard puts the state back
+            if rows is None:  # nothing changed: nothing to load or publish
+                sync.discard()
+                loaded = Loaded()
+            else:
+                result.rows = rows
+                loaded = sync.load() or sync.publish()
             result.load_ids, result.views = loaded.load_ids, loaded.views
-            record(result, sync.last_sync(resources))
+            record(result, last)
             result.warn(loaded.warnings)
             result.ok = True
     except Exception as exc:  # one failing source must not stop the others

@@ -89,6 +89,8 @@ class Warehouse:
     dialect: ClassVar[str] = "duckdb"
     #: the file format dlt loads with (Postgres: insert_values, so JSON columns stay jsonb)
     loader_file_format: ClassVar[str] = "parquet"
+    #: whether other hosts load into it too (its state may be newer than this host's)
+    shared: ClassVar[bool] = True
 
     def dlt_destination(self) -> Any:
         raise NotImplementedError

@@ -170,16 +170,26 @@ def load(warehouse: Warehouse | str | os.PathLike[str], *, journal: Path | None 
             return 0
         with warehouse.lock(PIPELINE_NAME):
             source = warehouse.adapt(history_source(str(journal), key, int(offsets.get(key) or 0)))
-            info = pipeline.run(source)
-            info.raise_on_failed_jobs()
-            trace = pipeline.last_trace
-            normalized = trace.last_normalize_info if trace else None
-            loaded = max(
-                int(normalized.row_counts.get("sync_runs", 0) if normalized else 0), pending
-            )
+            loaded = max(_run(pipeline, source, warehouse), int(pending))
             if loaded:
                 warehouse.publish(pipeline, DATASET_NAME, views=VIEWS)
         return loaded
+
+
+def _run(pipeline: dlt.Pipeline, source: Any, warehouse: Warehouse) -> int:
+    """``pipeline.run(source)`` step by step: a package an earlier load left first, the
+    destination's state only where another host may have written it (a shared warehouse, or
+    this host's pipeline dir is new), then extract, normalize, load. Returns the runs loaded."""
+    if pipeline.has_pending_data:
+        if pipeline.list_extracted_load_packages():
+            pipeline.normalize()
+        pipeline.load().raise_on_failed_jobs()
+    if pipeline.config.restore_from_destination and (warehouse.shared or pipeline.first_run):
+        pipeline.sync_destination()
+    pipeline.extract(source)
+    normalized = pipeline.normalize()
+    pipeline.load().raise_on_failed_jobs()
+    return int(normalized.row_counts.get("sync_runs", 0)) if normalized else 0
 
 
 def load_into(warehouse: Warehouse | str | os.PathLike[str]) -> int:

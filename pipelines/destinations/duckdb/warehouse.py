@@ -58,6 +58,8 @@ class DuckDBWarehouse(Warehouse):
     """
 
     kind = "duckdb"
+    #: a local file only this host's runs load
+    shared = False
 
     def __init__(self, path: str | os.PathLike[str], config: DuckDBSettings | None = None) -> None:
         self.path = Path(path)
