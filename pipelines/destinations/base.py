@@ -88,7 +88,7 @@ class Warehouse:
     #: sqlglot dialect of the destination's SQL (views are written in DuckDB's)
     dialect: ClassVar[str] = "duckdb"
     #: the file format dlt loads with (Postgres: insert_values, so JSON columns stay jsonb)
-    loader_file_format: ClassVar[str] = "parquet"
+    loader_file_format: ClassVar[str | None] = "parquet"
     #: whether other hosts load into it too (its state may be newer than this host's)
     shared: ClassVar[bool] = True
 

@@ -35,12 +35,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import dlt
-import orjson
 import psycopg2
-import pyarrow as pa
 
 from pipelines.destinations.base import BLOB_DIR, Publication, Reader, Warehouse
 from pipelines.destinations.postgres.config import WHERE, PostgresSettings, settings
+from pipelines.destinations.postgres.copy import postgres_destination
 from pipelines.destinations.postgres.views import PostgresViews
 from pipelines.views import publish_views
 from pipelines.views.transpile import to_dbapi
@@ -71,9 +70,8 @@ def lock_key(source: str) -> int:
 
 
 class _QuietArrowConversion(logging.Filter):
-    """dlt warns on every table whose Arrow pages carry JSON as text (:func:`json_as_text`)
-    that the page's type differs from the schema's ``json``: that is how JSON reaches Postgres'
-    ``jsonb`` through COPY (docs/destinations/postgres.md), not news for each run."""
+    """dlt's notes on converting Arrow pages to its schema's types (e.g. a JSON column sent
+    as text, or INSERT statements written from Arrow): expected, not news for each run."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -111,11 +109,8 @@ class PostgresWarehouse(Warehouse):
 
     kind = "postgres"
     dialect = "postgres"
-    #: CSV files loaded with Postgres' COPY (dlt's fast path to Postgres: INSERT statements
-    #: built from the pages were 2.6x slower than DuckDB); the pages' nested values go as JSON
-    #: text (:meth:`adapt`) into ``jsonb`` columns. Parquet would need an ADBC driver and loads
-    #: JSON columns as ``json``, not ``jsonb``.
-    loader_file_format = "csv"
+    #: Parquet, loaded with Postgres' COPY (:mod:`pipelines.destinations.postgres.copy`)
+    loader_file_format = "parquet"
 
     def __init__(self, credentials: Any, settings: PostgresSettings | None = None) -> None:
         host = getattr(credentials, "host", None)
@@ -167,7 +162,7 @@ class PostgresWarehouse(Warehouse):
         return f"postgres {c.username or ''}@{where}/{c.database}"
 
     def dlt_destination(self) -> Any:
-        return dlt.destinations.postgres(credentials=self.credentials)
+        return postgres_destination(self.credentials)
 
     def blob_root(self) -> BlobRoot:
         """``$DLT_DATA_DIR/solarsync/blobs``: per host like the run journal next to it, the same
@@ -354,13 +349,6 @@ class PostgresWarehouse(Warehouse):
             )
         return None
 
-    def adapt(self, source: Any) -> Any:
-        """Every resource's Arrow pages with their nested columns as JSON text, declared
-        ``json`` (``jsonb`` in Postgres): dlt's CSV writer cannot write nested Arrow values."""
-        for resource in source.resources.values():
-            resource.add_map(json_as_text)
-        return source
-
     # ------------------------------------------------------------------ views and readers
     def publish(
         self, pipeline: Any, source: str, *, views: str | None, batch: bool = False
@@ -379,29 +367,6 @@ class PostgresWarehouse(Warehouse):
             yield PostgresReader(connection)
         finally:
             connection.close()
-
-
-def json_as_text(item: Any) -> Any:
-    """An Arrow page's nested (list, struct, map) columns as JSON text, with a ``json`` hint
-    for each; anything else unchanged."""
-    if not isinstance(item, pa.Table | pa.RecordBatch):
-        return item
-    nested = [
-        i
-        for i, field in enumerate(item.schema)
-        if pa.types.is_nested(field.type) or pa.types.is_map(field.type)
-    ]
-    if not nested:
-        return item
-    table = item if isinstance(item, pa.Table) else pa.Table.from_batches([item])
-    hints = {}
-    for i in nested:
-        name = table.schema.field(i).name
-        values = table.column(i).to_pylist()
-        text = [None if v is None else orjson.dumps(v, default=str).decode() for v in values]
-        table = table.set_column(i, pa.field(name, pa.string()), pa.array(text, pa.string()))
-        hints[name] = {"name": name, "data_type": "json"}
-    return dlt.mark.with_hints(table, dlt.mark.make_hints(columns=hints))
 
 
 def _denied_schema(text: str) -> str | None:
