@@ -81,6 +81,16 @@ class Reader:
         }
 
 
+@dataclass(frozen=True)
+class UpsertRows:
+    """Rows for :meth:`Warehouse.upsert_rows`: ``table``'s rows replacing those with the same
+    ``key`` (every row has the same columns)."""
+
+    table: str
+    key: tuple[str, ...]
+    rows: list[dict[str, Any]]
+
+
 class Warehouse:
     """One destination as solarsync uses it. Subclasses fill in what differs."""
 
@@ -116,6 +126,14 @@ class Warehouse:
         """The dlt source as this destination loads it (e.g. Delta table format, partition
         hints, a history strategy the destination supports). Default: unchanged."""
         return source
+
+    def upsert_rows(self, dataset: str, tables: Sequence[UpsertRows]) -> bool:
+        """Merge a few rows by key into tables an earlier dlt load created, in one transaction
+        and without a dlt load (cheaper than a pipeline run for a handful of rows, e.g. a run's
+        history row after a run that changed nothing). False when this destination does not or
+        a table or column is not there yet: the caller loads through dlt then. Readers see the
+        rows after :meth:`publish`. Default: False."""
+        return False
 
     @contextlib.contextmanager
     def writing(self, source: str) -> Iterator[None]:
