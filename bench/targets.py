@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -33,6 +34,9 @@ RSS_COUNTS = {"knocks": 180_000, "leads": 50_000}
 GROWTH = (100_000, 1_000_000)
 LAKE_COUNTS = {"knocks": 50_000, "leads": 10_000}
 REPEATS = 5
+#: the simulated poll on S3: hours of 5 s polls in 5-minute batches, compaction cadence
+POLL_HOURS = {"quick": 3, "full": 24}
+OPTIMIZE_EVERY = 12
 HEAT_KEY = "agk_bench.ags_BENCHSECRET"
 S3_KEY, S3_SECRET = "bench-access-key", "bench-secret-key"
 
@@ -212,6 +216,48 @@ def s3_line(bench: Any, out: dict[str, Any]) -> None:
             log(f"   {run['wall_s']}s, {run['peak_rss_mb']} MB {run['error'] or ''}")
         _line(out, "s3", walls["s3"] / walls["local"] if walls.get("local") else None,
               s3_s=walls.get("s3"), local_s=walls.get("local"), errors=errors)  # fmt: skip
+        poll_day(bench, out, where["s3"])
+
+
+def poll_day(bench: Any, out: dict[str, Any], s3_env: dict[str, str]) -> None:
+    """``poll tesla --every 5s --batch 5m`` on S3: each batch's cost and its growth over
+    :data:`POLL_HOURS` of batches, without compaction and with it every OPTIMIZE_EVERY
+    batches."""
+    from bench.cli import last_json_line, log
+
+    hours = POLL_HOURS["full" if bench.full else "quick"]
+    polls: dict[str, Any] = {"hours": hours, "batch_minutes": 5}
+    bucket = s3_env["DESTINATION__FILESYSTEM__BUCKET_URL"].rsplit("/", 1)[0]
+    for every in (0, OPTIMIZE_EVERY):
+        label = f"poll-s3-optimize-{every}"
+        log(
+            f"9. {POLL_HOURS} h of 5 s Tesla polls in 5-minute batches on S3, optimize every {every}"
+        )
+        run_dir = bench.run_dir(f"t-{label}")
+        m = measure(
+            [sys.executable, "-m", "bench.workers.lake_tesla_day", f"{bucket}/{label}",
+             "--batch-minutes", "5", "--hours", str(hours), "--optimize-every", str(every)],
+            env={**bench.env(run_dir, "http://unused"), **s3_env},
+            cwd=run_dir,
+            timeout_s=1800,
+            log_name=label,
+        )  # fmt: skip
+        day = last_json_line(m.stdout) if m.ok else {}
+        batches = day.get("batch_s") or []
+        tenth = max(1, len(batches) // 10)
+        first, last = batches[:tenth], batches[-tenth:]
+        polls[str(every)] = {
+            "ok": m.ok,
+            "error": m.failure(),
+            "batches": len(batches),
+            "median_batch_s": round(statistics.median(batches), 3) if batches else None,
+            "first_tenth_s": round(statistics.mean(first), 3) if first else None,
+            "last_tenth_s": round(statistics.mean(last), 3) if last else None,
+            "growth": round(statistics.mean(last) / statistics.mean(first), 2) if first else None,
+            "files_current": sum(v["current"] for v in (day.get("files_before") or {}).values()),
+        }
+        log(f"   {polls[str(every)]}")
+    out["s3_poll"] = polls
 
 
 def rss_lines(bench: Any, out: dict[str, Any]) -> None:
@@ -264,6 +310,16 @@ def render_targets(results: dict[str, Any]) -> list[str]:
             continue
         value = "-" if line["measured"] is None else f"{line['measured']}{unit}"
         lines.append(f"   {what:<58}{value:>10}{target:>8}{unit}  {'yes' if line['met'] else 'NO'}")
+    for every, poll in (s.get("s3_poll") or {}).items():
+        if not isinstance(poll, dict):
+            continue
+        lines.append(
+            f"   S3 poll, {s['s3_poll']['hours']} h of 5-min batches, optimize every {every}: "
+            f"median batch {poll['median_batch_s']}s, first tenth {poll['first_tenth_s']}s, "
+            f"last tenth {poll['last_tenth_s']}s (x{poll['growth']}), "
+            f"{poll['files_current']} files"
+            + (f"  ! {poll['error'][:60]}" if poll["error"] else "")
+        )
     for name, error in (s.get("errors") or {}).items():
         lines.append(f"   ! {name}: {error[:100]}")
     lines.append("")
