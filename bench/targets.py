@@ -230,9 +230,7 @@ def poll_day(bench: Any, out: dict[str, Any], s3_env: dict[str, str]) -> None:
     bucket = s3_env["DESTINATION__FILESYSTEM__BUCKET_URL"].rsplit("/", 1)[0]
     for every in (0, OPTIMIZE_EVERY):
         label = f"poll-s3-optimize-{every}"
-        log(
-            f"9. {POLL_HOURS} h of 5 s Tesla polls in 5-minute batches on S3, optimize every {every}"
-        )
+        log(f"9. {hours} h of 5 s Tesla polls in 5-minute batches on S3, optimize every {every}")
         run_dir = bench.run_dir(f"t-{label}")
         m = measure(
             [sys.executable, "-m", "bench.workers.lake_tesla_day", f"{bucket}/{label}",
