@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import json
 import logging
 import os
 import time
@@ -38,6 +40,7 @@ from pipelines.journal import PollJournal, resource_hints
 from pipelines.registry import SourceSpec
 from pipelines.results import SourceResult
 from pipelines.sync_state import LastSync, last_sync
+from pipelines.views import views_sql
 from sources.common import (
     LockedError,
     SolarsyncError,
@@ -207,7 +210,35 @@ class Sync:
             publication = self.warehouse.publish(
                 self.pipeline, self.spec.name, views=self.spec.views, batch=batch
             )
+        if not publication.warnings:
+            self._views_marker(write=True)
         return Loaded(views=publication.views, warnings=publication.warnings)
+
+    def views_current(self) -> bool:
+        """Whether this warehouse got this installation's views of the source at its last
+        publish (no connection: a marker in the pipeline's working dir). A run that changed
+        nothing publishes only when they differ, e.g. after an upgrade of solarsync."""
+        return self._views_marker(write=False)
+
+    def _views_marker(self, *, write: bool) -> bool:
+        if self.spec.views is None:
+            return True
+        path = Path(self.pipeline.working_dir) / VIEWS_MARKER
+        text = views_sql(self.spec.views, self.warehouse.dialect)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        where = self.warehouse.describe()
+        try:
+            marks = json.loads(path.read_text()) if path.exists() else {}
+        except ValueError:
+            marks = {}
+        if not write:
+            return marks.get(where) == digest
+        marks[where] = digest
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(marks))
+        os.replace(tmp, path)
+        return True
 
     def last_sync(self, resources: Sequence[str] | None = None) -> LastSync:
         return last_sync(self.pipeline.state, resources or self.spec.resources)
@@ -241,6 +272,10 @@ class Sync:
             return 0
         logger.warning("%s: loading %d poll(s) left by an interrupted poll", self.spec.name, polls)
         return self.finish_pending()
+
+
+#: per warehouse, the digest of the views file its last clean publish of the source applied
+VIEWS_MARKER = "solarsync_views.json"
 
 
 def _data_items(info: Any) -> int:
@@ -290,9 +325,9 @@ def run_source(
                 source = source.with_resources(*resources)
             rows = sync.extract(source)
             last = sync.last_sync(resources)  # read before a discard puts the state back
-            if rows is None:  # nothing changed: nothing to load or publish
+            if rows is None:  # nothing changed: nothing to load; publish new views only
                 sync.discard()
-                loaded = Loaded()
+                loaded = Loaded() if sync.views_current() else sync.publish()
             else:
                 result.rows = rows
                 loaded = sync.load() or sync.publish()

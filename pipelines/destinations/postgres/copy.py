@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from dlt.common.destination import DestinationCapabilitiesContext
 from dlt.common.destination.client import HasFollowupJobs, LoadJob, RunnableLoadJob
 from dlt.common.storages.load_storage import ParsedLoadJobFileName
+from dlt.destinations.impl.postgres.factory import PostgresTypeMapper
 from dlt.destinations.impl.postgres.postgres import PostgresClient
 
 #: rows per record batch read from a Parquet file and sent as one ``COPY`` chunk
@@ -83,6 +84,16 @@ class ParquetCopyJob(RunnableLoadJob, HasFollowupJobs):
                     )
 
 
+class JsonbTypeMapper(PostgresTypeMapper):
+    """dlt's Postgres types, JSON always ``jsonb`` (dlt makes it ``json`` for tables loaded
+    from Parquet, for ADBC's sake; :class:`ParquetCopyJob` copies text into ``jsonb``)."""
+
+    def to_destination_type(self, column: Any, table: Any) -> str:
+        if column.get("data_type") == "json":
+            return "jsonb"
+        return super().to_destination_type(column, table)
+
+
 class SolarsyncPostgresClient(PostgresClient):
     """dlt's Postgres client; Parquet files through :class:`ParquetCopyJob`."""
 
@@ -102,6 +113,7 @@ class SolarsyncPostgres(dlt.destinations.postgres):
         caps = super()._raw_capabilities()
         caps.preferred_loader_file_format = "parquet"
         caps.loader_file_format_selector = None  # Parquet without ADBC: ParquetCopyJob loads it
+        caps.type_mapper = JsonbTypeMapper
         return caps
 
     @property
