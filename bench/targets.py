@@ -4,7 +4,7 @@ this run and printed against their target.
 | line | measured as |
 |---|---|
 | no-op | ``run solarknock`` with nothing changed vs ``python -c "import dlt, duckdb"``: alternated, best of each |
-| heat | a HEAT snapshot run (2 sites, 5 requests) vs the same bare import: alternated, best of each |
+| heat | a HEAT snapshot run (3 sites: health, list, 3 details = 5 requests) vs the same bare import: alternated, best of each |
 | postgres | the SolarKnock backfill into Postgres (pgserver) vs into DuckDB: wall ratio; RSS vs DuckDB's + 50 MB |
 | s3 | the same backfill into the Delta lake on a loopback S3 server (moto) vs on local disk |
 | rss | peak RSS of the SolarKnock backfill of 230k rows (180k knocks + 50k leads) |
@@ -103,7 +103,7 @@ def heat_line(bench: Any, out: dict[str, Any]) -> None:
     from bench.cli import log
     from sandbox.heat import HeatSandbox
 
-    with HeatSandbox(seed=4, api_key=HEAT_KEY, sites=2) as sb:
+    with HeatSandbox(seed=4, api_key=HEAT_KEY, sites=3) as sb:
         env = {"SOURCES__HEAT__BASE_URL": sb.base_url, "SOURCES__HEAT__API_KEY": HEAT_KEY}
         run_dir = bench.run_dir("t-heat")
 
