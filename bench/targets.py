@@ -241,7 +241,10 @@ def poll_day(bench: Any, out: dict[str, Any], s3_env: dict[str, str]) -> None:
             log_name=label,
         )  # fmt: skip
         day = last_json_line(m.stdout) if m.ok else {}
-        batches = day.get("batch_s") or []
+        every_batch = day.get("batch_s") or []
+        # the batches that ran a compaction are reported apart: growth is of the others
+        compacting = [b for i, b in enumerate(every_batch) if every and (i + 1) % every == 0]
+        batches = [b for i, b in enumerate(every_batch) if not (every and (i + 1) % every == 0)]
         tenth = max(1, len(batches) // 10)
         first, last = batches[:tenth], batches[-tenth:]
         polls[str(every)] = {
@@ -253,6 +256,8 @@ def poll_day(bench: Any, out: dict[str, Any], s3_env: dict[str, str]) -> None:
             "last_tenth_s": round(statistics.mean(last), 3) if last else None,
             "growth": round(statistics.mean(last) / statistics.mean(first), 2) if first else None,
             "files_current": sum(v["current"] for v in (day.get("files_before") or {}).values()),
+            "compacting_batch_s": round(statistics.mean(compacting), 3) if compacting else None,
+            "batch_s": every_batch,
         }
         log(f"   {polls[str(every)]}")
     out["s3_poll"] = polls
@@ -315,7 +320,12 @@ def render_targets(results: dict[str, Any]) -> list[str]:
             f"   S3 poll, {s['s3_poll']['hours']} h of 5-min batches, optimize every {every}: "
             f"median batch {poll['median_batch_s']}s, first tenth {poll['first_tenth_s']}s, "
             f"last tenth {poll['last_tenth_s']}s (x{poll['growth']}), "
-            f"{poll['files_current']} files"
+            + (
+                f"a compacting batch {poll['compacting_batch_s']}s, "
+                if poll.get("compacting_batch_s")
+                else ""
+            )
+            + f"{poll['files_current']} files"
             + (f"  ! {poll['error'][:60]}" if poll["error"] else "")
         )
     for name, error in (s.get("errors") or {}).items():
