@@ -42,6 +42,19 @@ class SourceSpec:
     #: the module of the source's report section (a ``section(page) -> Section``
     #: function); None: the report has no section for it (its freshness is shown all the same)
     report: str | None = None
+    #: whether the source takes named accounts (``[sources.<name>.accounts.<account>]``,
+    #: docs/accounts.md); False: the single configuration only
+    accounts: bool = True
+    #: the settings a named account must have of its own (its credentials); every other
+    #: setting falls back to ``[sources.<name>]``
+    account_secrets: tuple[str, ...] = ()
+    #: the column that names the account in the API's own terms, stamped on every row and
+    #: part of every key (SolarKnock: ``org_id``); None: the ``account`` column (the
+    #: configured name) is the key
+    account_id: str | None = None
+    #: where rows an earlier, single-account release loaded find that id: (table, column) of
+    #: the one row naming it (SolarKnock: the ``id`` of ``org``)
+    legacy_account_id: tuple[str, str] | None = None
 
     def factory(self) -> Callable[..., Any]:
         return getattr(importlib.import_module(self.module), self.name)
@@ -72,6 +85,12 @@ class SourceSpec:
         produced = (table for tables in self.followers().values() for table in tables)
         return tuple(dict.fromkeys([*self.resources, *produced]))
 
+    def all_tables(self) -> tuple[str, ...]:
+        """Every table the source may load, whatever its settings: the package's ``TABLES``,
+        else :meth:`loaded_tables` (what an upgrade of a warehouse looks at)."""
+        declared = getattr(importlib.import_module(self.module), "TABLES", None)
+        return tuple(declared) if declared else self.loaded_tables()
+
     @property
     def pollable(self) -> bool:
         return self.poll_resources is not None
@@ -100,6 +119,9 @@ SOURCES: dict[str, SourceSpec] = {
             schedule="15 2 * * *",  # nightly, as the README's cron line
             views="solarknock.sql",
             report="pipelines.report.sections.solarknock",
+            account_secrets=("api_key",),
+            account_id="org_id",
+            legacy_account_id=("org", "id"),
         ),
         SourceSpec(
             name="heat",
@@ -108,6 +130,7 @@ SOURCES: dict[str, SourceSpec] = {
             schedule="0 * * * *",  # hourly snapshots keep the schedule history fine-grained
             views="heat.sql",
             report="pipelines.report.sections.heat",
+            account_secrets=("api_key",),
         ),
         SourceSpec(
             name="solarassistant",
@@ -117,6 +140,7 @@ SOURCES: dict[str, SourceSpec] = {
             schedule="*/15 * * * *",
             views="solarassistant.sql",
             report="pipelines.report.sections.solarassistant",
+            account_secrets=("api_token",),
         ),
         SourceSpec(
             name="tesla",
@@ -126,6 +150,7 @@ SOURCES: dict[str, SourceSpec] = {
             schedule="*/5 * * * *",
             views="tesla.sql",
             report="pipelines.report.sections.tesla",
+            accounts=False,  # one configuration reads many gateways already
         ),
     )
 }
