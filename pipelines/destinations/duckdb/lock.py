@@ -55,6 +55,7 @@ class WarehouseLock:
         self.timeout = DEFAULT_LOCK_TIMEOUT_S
         self._cond = threading.Condition()
         self._owner: int | None = None
+        self._claiming = False
         self._who = ""
         self._count = 0
         self._handle: Any = None
@@ -81,7 +82,8 @@ class WarehouseLock:
         deadline = time.monotonic() + timeout
         with self._cond:
             told = False
-            while self._owner is not None and self._owner != me:
+            # another owner holds it, or this owner's first hold is still taking the flock
+            while self._owner is not None and (self._owner != me or self._claiming):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise DestinationError(
@@ -99,7 +101,8 @@ class WarehouseLock:
             if self._owner == me:
                 self._count += 1
                 return
-            self._owner, self._who = me, who  # claimed: the others wait while it takes the flock
+            # claimed: the others (this owner's other threads too) wait while it takes the flock
+            self._owner, self._who, self._claiming = me, who, True
         handle = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,11 +120,12 @@ class WarehouseLock:
             if handle is not None:
                 handle.close()  # releases the flock
             with self._cond:
-                self._owner, self._who = None, ""
+                self._owner, self._who, self._claiming = None, "", False
                 self._cond.notify_all()
             raise
         with self._cond:
-            self._handle, self._count = handle, 1
+            self._handle, self._count, self._claiming = handle, 1, False
+            self._cond.notify_all()
         if self.on_acquire is not None:
             try:
                 self.on_acquire()
