@@ -16,7 +16,6 @@ gateways with one configuration) has the default account only.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,9 +25,7 @@ from dlt.common.configuration import resolve_configuration
 
 from pipelines.registry import SourceSpec
 from sources.common import ConfigurationError
-from sources.common.accounts import DEFAULT, check_name
-
-ACCOUNTS_KEY = "accounts"
+from sources.common.accounts import ACCOUNTS_KEY, DEFAULT, named
 
 
 @dataclass(frozen=True)
@@ -80,28 +77,6 @@ class Account:
         return self.label
 
 
-def named(source: str) -> list[str]:
-    """Names of the accounts configured under ``[sources.<source>.accounts]`` (TOML files) or
-    by ``SOURCES__<SOURCE>__ACCOUNTS__<NAME>__<KEY>`` environment variables, sorted. A name
-    that cannot name an account is a :class:`ConfigurationError`."""
-    found: set[str] = set()
-    key = f"sources.{source}.{ACCOUNTS_KEY}"
-    for accessor in (dlt.config, dlt.secrets):
-        try:
-            value = accessor.get(key)
-        except Exception:
-            value = None
-        if hasattr(value, "keys"):
-            found.update(str(k) for k in value.keys())
-    prefix = f"SOURCES__{source.upper()}__{ACCOUNTS_KEY.upper()}__"
-    for variable in os.environ:  # names only: values are read through dlt, like any setting
-        if variable.startswith(prefix):
-            name, sep, _ = variable[len(prefix) :].partition("__")
-            if name and sep:
-                found.add(name.lower())
-    return sorted(check_name(source, name) for name in found)
-
-
 def configured(spec: SourceSpec) -> list[Account]:
     """The accounts of ``spec`` to run: the default one when ``[sources.<source>]`` has its
     credentials, then every named account (one without its credentials is listed all the
@@ -109,7 +84,8 @@ def configured(spec: SourceSpec) -> list[Account]:
     accounts = [Account(spec.name)] if spec.is_configured() else []
     if spec.accounts:
         accounts += [Account(spec.name, name) for name in named(spec.name)]
-    return accounts
+    # none at all: the default account, whose run fails naming the missing setting
+    return accounts or [Account(spec.name)]
 
 
 def known(spec: SourceSpec) -> list[Account]:

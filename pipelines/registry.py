@@ -10,11 +10,14 @@ Adding a source is its package under ``sources/`` plus one entry below (see
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import dlt
+
+from sources.common.accounts import named
 
 
 @dataclass(frozen=True)
@@ -59,9 +62,12 @@ class SourceSpec:
     def factory(self) -> Callable[..., Any]:
         return getattr(importlib.import_module(self.module), self.name)
 
-    def check(self) -> list[tuple[str, str]]:
-        """The source's ``check()``: one cheap request per endpoint, nothing loaded."""
-        return importlib.import_module(self.module).check()
+    def check(self, **settings: Any) -> list[tuple[str, str]]:
+        """The source's ``check()``: one cheap request per endpoint, nothing loaded.
+        ``settings``: a named account's (those ``check()`` takes; docs/accounts.md)."""
+        function = importlib.import_module(self.module).check
+        takes = inspect.signature(function).parameters
+        return function(**{k: v for k, v in settings.items() if k in takes})
 
     @property
     def resources(self) -> tuple[str, ...]:
@@ -94,6 +100,10 @@ class SourceSpec:
     @property
     def pollable(self) -> bool:
         return self.poll_resources is not None
+
+    def has_named(self) -> bool:
+        """Whether named accounts are configured (``[sources.<name>.accounts.<account>]``)."""
+        return self.accounts and bool(named(self.name))
 
     def is_configured(self) -> bool:
         custom = getattr(importlib.import_module(self.module), "is_configured", None)
@@ -164,4 +174,6 @@ def get(name: str) -> SourceSpec:
 
 
 def configured() -> list[SourceSpec]:
-    return [spec for spec in SOURCES.values() if spec.is_configured()]
+    """The sources with credentials: ``[sources.<name>]`` itself, or named accounts
+    (docs/accounts.md)."""
+    return [spec for spec in SOURCES.values() if spec.is_configured() or spec.has_named()]

@@ -106,12 +106,23 @@ def error_class(exc: BaseException) -> str:
 def name_account(message: str, account: Account) -> str:
     """``message`` naming ``account`` where it names the source (or in front of it), and where
     the account's settings are; the default account's messages are unchanged."""
-    if account.is_default or account.label in message:
+    if account.is_default:
         return message
-    if message.startswith(account.source):
-        message = account.label + message[len(account.source) :]
-    else:
-        message = f"{account.label}: {message}"
+    if account.label not in message:
+        if message.startswith(account.source):
+            message = account.label + message[len(account.source) :]
+        else:
+            message = f"{account.label}: {message}"
+    # a hint naming the source's settings names the account's
+    source_env = f"SOURCES__{account.source.upper()}__"
+    hinted = f"[sources.{account.source}]" in message or (
+        source_env in message and account.env_prefix not in message
+    )
+    message = message.replace(f"[sources.{account.source}]", account.section)
+    if account.env_prefix not in message:
+        message = message.replace(source_env, account.env_prefix)
+    if hinted:
+        return message
     return (
         f"{message} (the account's settings: {account.section} in .dlt/secrets.toml, "
         f"{account.env_prefix}<KEY>)"

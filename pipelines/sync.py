@@ -360,10 +360,12 @@ def run_accounts(
     *,
     run: Callable[[Account], SourceResult] | None = None,
     progress: Any = None,
+    workers: int | None = None,
 ) -> list[SourceResult]:
     """Run ``accounts`` of ``spec`` (``run``: one account, default :func:`run_source`), at
     most :func:`concurrency` at a time, each in a thread of its own; results in the order of
-    ``accounts``. One account alone runs in the calling thread (with the progress display)."""
+    ``accounts``. One account alone runs in the calling thread (with the progress display).
+    ``workers``: threads instead of :func:`concurrency` (``poll``: one per account)."""
 
     def one(account: Account) -> SourceResult:
         if run is not None:
@@ -373,7 +375,7 @@ def run_accounts(
 
     if len(accounts) == 1:
         return [one(accounts[0])]
-    workers = concurrency(len(accounts))
+    workers = workers or concurrency(len(accounts))
     with ThreadPoolExecutor(workers, thread_name_prefix=f"solarsync-{spec.name}") as pool:
         return list(pool.map(one, accounts))
 

@@ -43,8 +43,7 @@ def upgrade(pipeline: Any, spec: SourceSpec, warehouse: Warehouse) -> int:
         count = warehouse.fill_columns(pipeline, table, values)
         if count:
             logger.warning(
-                "%s.%s: %d row(s) loaded before accounts now belong to the account %r%s "
-                "(one time)",
+                "%s.%s: %d row(s) loaded before accounts now belong to the account %r%s (one time)",
                 spec.name,
                 table,
                 count,

@@ -22,10 +22,13 @@ pipeline name (``solarsync_<source>__<account>``) and of environment variables
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
+
+import dlt
 
 from sources.common.columns import column
 from sources.common.errors import ConfigurationError
@@ -34,6 +37,8 @@ from sources.common.errors import ConfigurationError
 DEFAULT = "default"
 #: the column every row carries: the configured account name
 COLUMN = "account"
+#: ``[sources.<source>.accounts.<name>]``: where named accounts are configured
+ACCOUNTS_KEY = "accounts"
 NAME = re.compile(r"[a-z][a-z0-9_]{0,39}\Z")
 
 _local = threading.local()
@@ -58,6 +63,28 @@ def check_name(source: str, name: Any) -> str:
             "environment variables and of the dlt pipeline name",
         )
     return text
+
+
+def named(source: str) -> list[str]:
+    """Names of the accounts configured under ``[sources.<source>.accounts]`` (TOML files) or
+    by ``SOURCES__<SOURCE>__ACCOUNTS__<NAME>__<KEY>`` environment variables, sorted. A name
+    that cannot name an account is a :class:`ConfigurationError`."""
+    found: set[str] = set()
+    key = f"sources.{source}.{ACCOUNTS_KEY}"
+    for accessor in (dlt.config, dlt.secrets):
+        try:
+            value = accessor.get(key)
+        except Exception:
+            value = None
+        if hasattr(value, "keys"):
+            found.update(str(k) for k in value.keys())
+    prefix = f"SOURCES__{source.upper()}__{ACCOUNTS_KEY.upper()}__"
+    for variable in os.environ:  # names only: values are read through dlt, like any setting
+        if variable.startswith(prefix):
+            name, sep, _ = variable[len(prefix) :].partition("__")
+            if name and sep:
+                found.add(name.lower())
+    return sorted(check_name(source, name) for name in found)
 
 
 @contextlib.contextmanager
@@ -124,12 +151,14 @@ def stamped(resource: Any, values: Callable[[], Mapping[str, Any]] | Mapping[str
 
 
 __all__ = [
+    "ACCOUNTS_KEY",
     "COLUMN",
     "DEFAULT",
     "check_name",
     "columns",
     "current",
     "keyed",
+    "named",
     "scope",
     "stamp",
     "stamped",

@@ -316,7 +316,15 @@ def solarassistant(
 
     return [
         accounts.stamped(resource, {accounts.COLUMN: account})
-        for resource in (users, sites_, site_members, organizations, org_users, metrics, metric_polls)
+        for resource in (
+            users,
+            sites_,
+            site_members,
+            organizations,
+            org_users,
+            metrics,
+            metric_polls,
+        )
     ]
 
 

@@ -45,7 +45,7 @@ from dlt.sources import DltResource
 from sources.common import ApiError, ConfigurationError
 from sources.common import accounts as account_columns
 from sources.common.arrow import PageConverter
-from sources.common.columns import known_columns
+from sources.common.columns import column, known_columns
 from sources.solarknock.attachments import AttachmentsConfig, attachment_resources
 from sources.solarknock.client import SolarKnockClient, Window, iso, parse_ts
 from sources.solarknock.settings import (
@@ -162,7 +162,12 @@ def solarknock(
         name="org",
         write_disposition={"disposition": "merge", "strategy": "delete-insert"},
         primary_key=[ORG_ID_COLUMN],
-        columns={**TIMESTAMP_COLUMNS, **account_columns.columns(*ACCOUNT_COLUMNS)},
+        # name: analytics.solarknock_orgs labels the offices with it
+        columns={
+            **TIMESTAMP_COLUMNS,
+            "name": column("text"),
+            **account_columns.columns(*ACCOUNT_COLUMNS),
+        },
     )
     def org() -> Iterator[dict[str, Any]]:
         row, _ = client.org_and_server_time()
