@@ -210,3 +210,118 @@ def test_single_account_warehouse_is_upgraded_in_place_without_a_download(
             "from solarknock.knocks"
         ) == [(before, before, main_org.org_id, main_org.org_id, "default")]
     assert warehouse_keys(any_warehouse, "knocks", main_org.org_id) == keys_of(main_org, "knocks")
+
+
+# --------------------------------------------------------------------------- shared sites
+HEAT_A, HEAT_B = "agk_a.ags_ACCOUNTA", "agk_b.ags_ACCOUNTB"
+
+
+def test_heat_sites_two_keys_see_are_kept_per_account_and_counted_once(
+    monkeypatch: pytest.MonkeyPatch, any_warehouse
+) -> None:
+    """Two access groups (two servers, one seed: the same site ids) that overlap in part:
+    each account's rows equal what its key sees, the views show every site once."""
+    from sandbox.heat import HeatSandbox
+
+    with (
+        HeatSandbox(seed=5, api_key=HEAT_A, sites=4) as a,
+        HeatSandbox(seed=5, api_key=HEAT_B, sites=4) as b,
+    ):
+        shared = a.site_ids[1:]
+        b.hide_site(a.site_ids[0])  # only the default account sees it
+        only_b = b.add_site()  # only om2 sees it
+        b.set_online(shared[0], not a.listed()[1]["isOnline"])  # the two disagree
+        monkeypatch.setenv("SOURCES__HEAT__BASE_URL", a.base_url)
+        monkeypatch.setenv("SOURCES__HEAT__API_KEY", HEAT_A)
+        monkeypatch.setenv("SOURCES__HEAT__BACKOFF_FACTOR", "0.01")
+        monkeypatch.setenv("SOURCES__HEAT__ACCOUNTS__OM2__API_KEY", HEAT_B)
+        monkeypatch.setenv("SOURCES__HEAT__ACCOUNTS__OM2__BASE_URL", b.base_url)
+        spec = registry.get("heat")
+        for _ in range(2):  # a second snapshot: nothing doubles
+            results = run_accounts(spec, select(spec, None), any_warehouse)
+            assert [(r.account, r.ok, r.error) for r in results] == [
+                ("default", True, None),
+                ("om2", True, None),
+            ]
+        with any_warehouse.reader() as reader:
+            raw = reader.rows("select account, site_id from heat.sites order by 1, 2")
+            view = reader.rows("select site_id, account, accounts from analytics.heat_sites")
+            availability = reader.rows(
+                "select site_id, snapshots from analytics.heat_site_availability"
+            )
+            entries = dict(
+                reader.rows(
+                    "select account, count(*) from heat.schedule_entries "
+                    "where _dlt_valid_to is null and asset is not null group by account"
+                )
+            )
+            current = reader.rows(
+                "select count(*), count(distinct site_id) from analytics.heat_schedules_current"
+            )
+        assert raw == sorted(
+            [("default", s) for s in a.site_ids] + [("om2", s) for s in [*shared, only_b]]
+        )
+        every = {*a.site_ids, only_b}
+        assert sorted(s for s, *_ in view) == sorted(every)  # each site once
+        accounts = {s: (acc, listed) for s, acc, listed in view}
+        assert accounts[a.site_ids[0]] == ("default", "default")
+        assert accounts[only_b] == ("om2", "om2")
+        assert all(accounts[s][1] == "default, om2" for s in shared)
+        assert sorted(s for s, _ in availability) == sorted(every)
+        assert all(n == 2 for _, n in availability)
+        # each account has its own versions of the shared sites' schedules
+        assert entries["default"] > 0 and entries["om2"] > 0
+        total, sites = current[0]
+        assert sites == len(every)
+
+
+SA_A, SA_B = "sa_ACCOUNTATOKEN_1", "sa_ACCOUNTBTOKEN_2"
+
+
+def test_solarassistant_shared_sites_are_counted_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from pipelines.destinations.duckdb import DuckDBWarehouse
+    from sandbox.solarassistant import SolarAssistantSandbox
+    from sources.solarassistant import reset_caches
+
+    reset_caches()
+    with SolarAssistantSandbox(seed=4, api_token=SA_A, sites=3, cert_dir=str(tmp_path)) as a:
+        # the two accounts' proxies serve one certificate: one CA bundle, verification on
+        b = SolarAssistantSandbox(seed=4, api_token=SA_B, sites=3, cert=a.cert).start()
+        b.remove_site(b.sites[0].id)  # only the fleet account sees it
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", a.ca_bundle)
+        env = "SOURCES__SOLARASSISTANT__"
+        monkeypatch.setenv(env + "BACKOFF_FACTOR", "0.01")
+        monkeypatch.setenv(env + "PROXY_TIMEOUT", "2")
+        monkeypatch.setenv(env + "ACCOUNTS__FLEET__API_TOKEN", SA_A)
+        monkeypatch.setenv(env + "ACCOUNTS__FLEET__BASE_URL", a.base_url)
+        monkeypatch.setenv(env + "ACCOUNTS__SERVICE__API_TOKEN", SA_B)
+        monkeypatch.setenv(env + "ACCOUNTS__SERVICE__BASE_URL", b.base_url)
+        spec = registry.get("solarassistant")
+        accounts = select(spec, None)
+        assert [x.name for x in accounts] == ["fleet", "service"]  # no default account here
+        warehouse = DuckDBWarehouse(tmp_path / "w.duckdb")
+        results = run_accounts(spec, accounts, warehouse)
+        assert all(r.ok for r in results), [r.error for r in results]
+        with warehouse.reader() as reader:
+            raw = reader.rows("select account, id from solarassistant.sites order by 1, 2")
+            polls = reader.rows(
+                "select account, count(*) from solarassistant.metric_polls group by 1 order by 1"
+            )
+            status = reader.rows(
+                "select site_id, account, accounts from analytics.solarassistant_site_status "
+                "order by 1"
+            )
+            latest = reader.rows(
+                "select site_id, topic, count(*) from analytics.solarassistant_latest_metrics "
+                "group by 1, 2 having count(*) > 1"
+            )
+        b.stop()
+    ids = sorted(s.id for s in a.sites)
+    assert raw == [("fleet", i) for i in ids] + [("service", i) for i in ids[1:]]
+    assert polls == [("fleet", 3), ("service", 2)]  # each account polls what it sees
+    assert [s for s, *_ in status] == ids  # once each
+    assert all(acc == "fleet" for _, acc, _ in status)
+    assert [listed for *_, listed in status] == ["fleet", "fleet, service", "fleet, service"]
+    assert latest == []  # no topic of a shared site twice
