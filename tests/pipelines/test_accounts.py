@@ -8,6 +8,7 @@ org by the key (``sandbox.solarknock.orgs``), each key with its own rate limit.
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 import json
 from pathlib import Path
 
@@ -325,3 +326,33 @@ def test_solarassistant_shared_sites_are_counted_once(
     assert all(acc == "fleet" for _, acc, _ in status)
     assert [listed for *_, listed in status] == ["fleet", "fleet, service", "fleet, service"]
     assert latest == []  # no topic of a shared site twice
+
+
+# --------------------------------------------------------------------------- Dagster
+def test_dagster_partitions_by_account_and_materializes_one_office(offices, tmp_path) -> None:
+    dg = pytest.importorskip("dagster", reason="the dagster extra is not installed")
+    from pipelines.dagster_defs import solarsync_definitions, source_assets
+    from pipelines.destinations.duckdb import DuckDBWarehouse
+
+    asset = source_assets("solarknock", retry_policy=dg.RetryPolicy(max_retries=0))
+    assert asset.partitions_def.get_partition_keys() == ["default", "north", "south"]
+    result = dg.materialize(
+        [asset],
+        partition_key="north",
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert result.success
+    warehouse = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+    with warehouse.reader() as reader:
+        assert reader.rows("select distinct account, org_id from solarknock.knocks") == [
+            ("north", "org-north")
+        ]
+    defs = solarsync_definitions(["solarknock"])
+    schedule = defs.resolve_schedule_def("solarsync_solarknock_schedule")
+    context = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 1, 1, tzinfo=UTC),
+        repository_def=defs.get_repository_def(),
+    )
+    requests = list(schedule.evaluate_tick(context).run_requests)
+    assert sorted(r.partition_key for r in requests) == ["default", "north", "south"]
