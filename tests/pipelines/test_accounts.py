@@ -8,8 +8,8 @@ org by the key (``sandbox.solarknock.orgs``), each key with its own rate limit.
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dlt
