@@ -37,7 +37,7 @@ def upgrade(pipeline: Any, spec: SourceSpec, warehouse: Warehouse) -> int:
         return 0
     values = {COLUMN: DEFAULT}
     if spec.account_id:
-        values[spec.account_id] = legacy_account_id(spec, warehouse)
+        values[spec.account_id] = legacy_account_id(pipeline, spec, warehouse)
     filled = 0
     for table in spec.all_tables():
         count = warehouse.fill_columns(pipeline, table, values)
@@ -55,29 +55,16 @@ def upgrade(pipeline: Any, spec: SourceSpec, warehouse: Warehouse) -> int:
     return filled
 
 
-def legacy_account_id(spec: SourceSpec, warehouse: Warehouse) -> str:
+def legacy_account_id(pipeline: Any, spec: SourceSpec, warehouse: Warehouse) -> str:
     """The account id of the rows an earlier release loaded: the value in the one row of the
-    registry's ``legacy_account_id`` table (SolarKnock: ``org.id``); the account name
-    ``default`` when that table is missing, empty or ambiguous (the source itself stamps the
-    account name where the API does not name the account: a SolarKnock server without /org)."""
+    registry's ``legacy_account_id`` table that has no account yet (SolarKnock: ``org.id``);
+    the account name ``default`` when that table is missing, empty or ambiguous (the source
+    itself stamps the account name where the API does not name the account: a SolarKnock
+    server without /org)."""
     if spec.legacy_account_id is None:
         return DEFAULT
     table, column = spec.legacy_account_id
-    try:
-        with warehouse.reader() as reader:
-            if reader is None or table not in reader.tables(spec.name):
-                return DEFAULT
-            where = ""
-            if COLUMN in reader.columns(spec.name, table):
-                where = f' WHERE "{COLUMN}" IS NULL OR "{COLUMN}" = ?'
-            rows = reader.rows(
-                f'SELECT DISTINCT CAST("{column}" AS VARCHAR) FROM "{spec.name}"."{table}"{where}',
-                [DEFAULT] if where else [],
-            )
-    except Exception as exc:  # unreadable now: the next run tries again
-        logger.warning("%s: could not read %s.%s (%s)", spec.name, table, column, exc)
-        raise
-    values = [r[0] for r in rows if r[0] is not None]
+    values = warehouse.legacy_values(pipeline, table, column, COLUMN)
     return values[0] if len(values) == 1 else DEFAULT
 
 

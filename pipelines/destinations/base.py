@@ -160,6 +160,29 @@ class Warehouse:
                     )
             return int(count)
 
+    def legacy_values(self, pipeline: Any, table: str, column: str, marker: str) -> list[str]:
+        """The distinct values of ``column`` in ``table`` (text) of the rows whose ``marker``
+        column is NULL or missing (rows an earlier release loaded); [] when the table does not
+        exist. Read through dlt's client, as :meth:`fill_columns`."""
+        from dlt.destinations.job_client_impl import SqlJobClientBase
+
+        with pipeline.destination_client() as job_client:
+            if not isinstance(job_client, SqlJobClientBase):
+                raise NotImplementedError(f"{self.kind}: legacy_values")
+            client = job_client.sql_client
+            exists, stored = job_client.get_storage_table(table)
+            if not exists or column not in stored:
+                return []
+            qualified = client.make_qualified_table_name(table)
+            name = client.escape_column_name(column)
+            where = ""
+            if marker in stored:
+                where = f" WHERE {client.escape_column_name(marker)} IS NULL"
+            rows = client.execute_sql(
+                f"SELECT DISTINCT CAST({name} AS VARCHAR) FROM {qualified}{where}"
+            )
+            return [str(r[0]) for r in rows or () if r[0] is not None]
+
     def publish(
         self, pipeline: Any, source: str, *, views: str | None, batch: bool = False
     ) -> Publication:

@@ -199,7 +199,17 @@ class LakeWarehouse(Warehouse):
                 condition = ds.field(name).is_null()
                 empty = condition if empty is None else empty | condition
             count = delta.to_pyarrow_dataset().count_rows(filter=empty)
-            if count:
+            if missing and not count and delta.file_uris():
+                # no row to fill, yet files without the new columns (e.g. empty ones): the
+                # views read the files, so rewrite them once with the table's schema
+                from deltalake import write_deltalake
+
+                write_deltalake(
+                    delta,
+                    delta.to_pyarrow_table(),
+                    mode="overwrite",
+                    schema_mode="merge",
+                )
                 updates = {}
                 for name, value in values.items():
                     text = str(value).replace("'", "''")
@@ -208,6 +218,23 @@ class LakeWarehouse(Warehouse):
                     updates=updates, predicate=" OR ".join(f"{q(name)} IS NULL" for name in values)
                 )
             return int(count)
+
+    def legacy_values(self, pipeline: Any, table: str, column: str, marker: str) -> list[str]:
+        """See :meth:`Warehouse.legacy_values`: read from the Delta table's current version."""
+        import pyarrow.compute as pc
+        import pyarrow.dataset as ds
+
+        with DELTA_LOCK:
+            delta = self.delta_table(pipeline.dataset_name, table)
+            if delta is None:
+                return []
+            present = {field.name for field in delta.schema().fields}
+            if column not in present:
+                return []
+            dataset = delta.to_pyarrow_dataset()
+            where = ds.field(marker).is_null() if marker in present else None
+            values = dataset.to_table(columns=[column], filter=where).column(column)
+        return sorted({str(v) for v in pc.unique(values).to_pylist() if v is not None})
 
     @contextlib.contextmanager
     def lock(self, source: str) -> Iterator[None]:
