@@ -173,13 +173,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ZONE",
         help="IANA zone of every time on the page (default: [solarsync] report_timezone, UTC)",
     )
-    report.add_argument(
-        "--account",
-        action="append",
-        metavar="NAME",
-        help="only the rows of this account (repeatable; the configured name, e.g. north, or "
-        "default); default: every account, side by side",
-    )
 
     check = add("check", "verify credentials and reachability; loads nothing")
     check.add_argument("sources", nargs="*", metavar="SOURCE", help=f"one of {names}")

@@ -104,10 +104,9 @@ def test_two_orgs_with_the_same_record_ids_each_equal_their_truth(offices, any_w
     again = run_accounts(SPEC, select(SPEC, None), any_warehouse)
     assert all(r.ok for r in again)
     with any_warehouse.reader() as reader:
-        rows = reader.rows(
-            "select org_id, updated_at from solarknock.knocks where id = ? order by org_id",
-            [changed],
-        )
+        # (filtered here: the S3 lake's reader cannot push `id = ?` into its Arrow scan)
+        every = reader.rows("select org_id, id, updated_at from solarknock.knocks")
+        rows = sorted((org, at) for org, knock, at in every if knock == changed)
     assert len(rows) == 3 or len(rows) == 2  # south has it too (same seed); main maybe not
     for org_id, updated in rows:
         org = {o.org_id: o for o in (north, south, main)}[org_id]
