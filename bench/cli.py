@@ -465,6 +465,13 @@ def scenario_report(bench: Bench, results: dict[str, Any]) -> None:
     run(bench, results)
 
 
+def scenario_accounts(bench: Bench, results: dict[str, Any]) -> None:
+    """9: N accounts of one source vs one account, when the API is the bottleneck."""
+    from bench.accounts import scenario_accounts as run
+
+    run(bench, results)
+
+
 SCENARIOS = {
     "1": scenario_backfill,
     "2": scenario_memory,
@@ -474,6 +481,7 @@ SCENARIOS = {
     "6": scenario_lake,
     "7": scenario_publish,
     "8": scenario_report,
+    "9": scenario_accounts,
 }
 
 
@@ -520,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
         "(1 = backfill, profile, no-op, incremental; 2 = memory; 3 = rate limit; "
         "4 = per-site fan-out of HEAT and SolarAssistant; 5 = backfill into Postgres vs "
         "DuckDB; 6 = the Delta lake; 7 = publishing the DuckDB file for BI; 8 = the report "
-        "page with a week of 5 s polls)",
+        "page with a week of 5 s polls; 9 = N accounts of a source vs one account)",
     )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the temp dirs (logs, DBs)")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")

@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines import registry
+from pipelines.accounts import select
 from pipelines.commands.common import print_summary
 from pipelines.demo.acts import heat_act, solarassistant_act, tesla_act
 from pipelines.demo.show import out, show
@@ -27,7 +28,6 @@ from pipelines.destinations import as_warehouse
 from pipelines.destinations.duckdb.files import earlier_working_path, wal_path, working_path
 from pipelines.history import load_into
 from pipelines.report import write_report
-from pipelines.accounts import select
 from pipelines.sync import run_accounts
 from sandbox.solarknock import SolarKnockOrgs
 
