@@ -95,6 +95,17 @@ def test_two_orgs_with_the_same_record_ids_each_equal_their_truth(offices, any_w
     live = {o.org_id: sum(r["deleted_at"] is None for r in o.truth("knocks")) for o in offices}
     assert view == live
 
+    # attachments: a named account's files under its org, never sharing a blob
+    with any_warehouse.reader() as reader:
+        files = reader.rows(
+            "select account, org_id, blob_path from solarknock.lead_attachments "
+            "where status = 'stored'"
+        )
+    assert {a for a, *_ in files} == {"default", "north", "south"}
+    assert len({p for *_, p in files}) == len(files)
+    for account, org_id, path in files:
+        assert (f"/_orgs/{org_id}/" in path) == (account != "default"), path
+
     # each key its own org and its own limiter: no request used another org's key
     for org in (north, south, main):
         assert org.count_requests(status=401) == 0
@@ -170,6 +181,16 @@ def test_the_cli_names_the_failed_account_and_runs_one_account(offices, capsys) 
     printed = capsys.readouterr().out
     assert "solarknock (account north): ok" in printed and "account south" not in printed
     assert main(["run", "solarknock", "--account", "nowhere"]) == 2
+    capsys.readouterr()
+    assert main(["status", "solarknock", "--account", "north", "--fail-if-stale"]) == 0
+    printed = capsys.readouterr().out
+    assert "account north:" in printed and "account south" not in printed
+    assert main(["status", "solarknock", "--json"]) == 0
+    (source,) = json.loads(capsys.readouterr().out)["sources"]
+    health = {a["name"]: a["health"]["state"] for a in source["accounts"]}
+    assert health == {"default": "ok", "north": "ok", "south": "ok"}  # north: its rerun
+    assert main(["check", "solarknock", "--account", "south"]) == 0
+    assert "solarknock (account south): ok" in capsys.readouterr().out
 
 
 def test_single_account_warehouse_is_upgraded_in_place_without_a_download(
