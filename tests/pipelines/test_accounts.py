@@ -338,6 +338,28 @@ def test_solarassistant_shared_sites_are_counted_once(
                 "select site_id, topic, count(*) from analytics.solarassistant_latest_metrics "
                 "group by 1, 2 having count(*) > 1"
             )
+        # poll: every account polls its own sites, its rows carry the account
+        from pipelines.poll import poll_source
+
+        polled = run_accounts(
+            spec,
+            accounts,
+            warehouse,
+            run=lambda account: poll_source(
+                spec, warehouse, account=account, every=0.5, duration=1.2, batch=0.6
+            ),
+            workers=2,
+        )
+        assert all(r.ok for r in polled), [r.error for r in polled]
+        with warehouse.reader() as reader:
+            after = dict(
+                reader.rows("select account, count(*) from solarassistant.metric_polls group by 1")
+            )
+            unstamped = reader.rows(
+                "select count(*) from solarassistant.metrics where account is null"
+            )
+        assert after["fleet"] > 3 and after["service"] > 2
+        assert unstamped == [(0,)]
         b.stop()
     ids = sorted(s.id for s in a.sites)
     assert raw == [("fleet", i) for i in ids] + [("service", i) for i in ids[1:]]
