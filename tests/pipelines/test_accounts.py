@@ -398,3 +398,18 @@ def test_dagster_partitions_by_account_and_materializes_one_office(offices, tmp_
     )
     requests = list(schedule.evaluate_tick(context).run_requests)
     assert sorted(r.partition_key for r in requests) == ["default", "north", "south"]
+
+
+def test_each_key_has_its_own_rate_limit(offices, tmp_path) -> None:
+    """North's key is limited to 8 requests a second; south's is not: north is paced to its
+    limit, south is not slowed by it (one limiter per key, not per source)."""
+    from pipelines.destinations.duckdb import DuckDBWarehouse
+
+    north, south = offices[NORTH], offices[SOUTH]
+    north.set_rate_limit(8, burst=8, window=1.0)
+    accounts = [Account("solarknock", "north"), Account("solarknock", "south")]
+    results = run_accounts(SPEC, accounts, DuckDBWarehouse(tmp_path / "w.duckdb"))
+    assert all(r.ok for r in results), [r.error for r in results]
+    assert north.max_requests_in_window(1.0, status=200) <= 8
+    assert south.max_requests_in_window(1.0, status=200) > 8
+    assert south.count_requests(status=429) == 0
