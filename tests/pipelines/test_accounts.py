@@ -413,3 +413,64 @@ def test_each_key_has_its_own_rate_limit(offices, tmp_path) -> None:
     assert north.max_requests_in_window(1.0, status=200) <= 8
     assert south.max_requests_in_window(1.0, status=200) > 8
     assert south.count_requests(status=429) == 0
+
+
+def test_a_single_account_heat_warehouse_keeps_its_schedule_versions_after_the_upgrade(
+    monkeypatch: pytest.MonkeyPatch, any_warehouse
+) -> None:
+    """HEAT before accounts (keys without ``account``, schedule versions without it): the
+    upgraded run adds no version for an unchanged entry and retires a changed one."""
+    import pipelines.sync as sync_module
+    import sources.heat as heat_module
+    from sandbox.heat import HeatSandbox
+    from sources.common import accounts as acc
+
+    spec = registry.get("heat")
+    with HeatSandbox(seed=6, api_key=HEAT_A, sites=3) as sb:
+        monkeypatch.setenv("SOURCES__HEAT__BASE_URL", sb.base_url)
+        monkeypatch.setenv("SOURCES__HEAT__API_KEY", HEAT_A)
+        monkeypatch.setenv("SOURCES__HEAT__BACKOFF_FACTOR", "0.01")
+        with monkeypatch.context() as legacy:
+            legacy.setattr(
+                acc, "keyed", lambda key, *cols: [key] if isinstance(key, str) else list(key)
+            )
+            legacy.setattr(acc, "stamped", lambda resource, values: resource)
+            legacy.setattr(acc, "columns", lambda *names: {})
+            legacy.setattr(sync_module, "upgrade", lambda *args: 0)
+            legacy.setattr(
+                heat_module,
+                "SCHEDULE_WRITE_DISPOSITION",
+                {
+                    **heat_module.SCHEDULE_WRITE_DISPOSITION,
+                    "destination_scope": "{table}.site_id IN (SELECT site_id FROM {staging_table})",
+                },
+            )
+            assert run_source(dataclasses.replace(spec, views=None), any_warehouse).ok
+        with any_warehouse.reader() as reader:
+            assert "account" not in reader.columns("heat", "schedule_entries")
+            (before,) = reader.rows("select count(*) from heat.schedule_entries")[0]
+        site = sb.site_ids[0]
+        sb.set_schedule(
+            site,
+            "bess",
+            "activePowerkW",
+            [{"startAt": "2026-06-01T08:00:00Z", "endAt": "2026-06-01T09:00:00Z", "value": 7.0}],
+        )
+        result = run_source(spec, any_warehouse)
+        assert result.ok, result.error
+        with any_warehouse.reader() as reader:
+            rows = reader.rows(
+                "select account, count(*), count(*) filter (where _dlt_valid_to is null) "
+                "from heat.schedule_entries group by account"
+            )
+            dupes = reader.rows(
+                "select site_id, asset, type, start_at from heat.schedule_entries "
+                "where _dlt_valid_to is null group by all having count(*) > 1"
+            )
+            sites = reader.rows("select count(*), count(distinct site_id) from heat.sites")
+    ((account, total, active),) = rows
+    assert account == "default"
+    assert dupes == []
+    assert sites == [(3, 3)]
+    assert total > before  # the changed schedule's new version, nothing else re-inserted
+    assert total - before <= 2
