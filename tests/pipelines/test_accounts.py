@@ -191,6 +191,14 @@ def test_the_cli_names_the_failed_account_and_runs_one_account(offices, capsys) 
     assert health == {"default": "ok", "north": "ok", "south": "ok"}  # north: its rerun
     assert main(["check", "solarknock", "--account", "south"]) == 0
     assert "solarknock (account south): ok" in capsys.readouterr().out
+    # a backfill of one account reads that org only and leaves its checkpoint alone
+    offices[SOUTH].clear_requests()
+    offices[NORTH].clear_requests()
+    argv = ["--no-progress", "backfill", "solarknock", "--account", "south", "--resource", "users"]
+    assert main(argv) == 0
+    assert "solarknock (account south): ok" in capsys.readouterr().out
+    assert offices[SOUTH].count_requests(endpoint="users") >= 1
+    assert offices[NORTH].count_requests() == 0
 
 
 def test_single_account_warehouse_is_upgraded_in_place_without_a_download(
