@@ -482,3 +482,17 @@ def test_a_single_account_heat_warehouse_keeps_its_schedule_versions_after_the_u
     assert sites == [(3, 3)]
     assert total > before  # the changed schedule's new version, nothing else re-inserted
     assert total - before <= 2
+
+
+def test_locks_are_per_account() -> None:
+    """A run of one account never blocks another account of the source; the same account
+    twice is refused, naming it."""
+    from pipelines.sync import pipeline_lock
+    from sources.common import LockedError
+
+    with pipeline_lock("solarknock", "north"), pipeline_lock("solarknock", "south"):
+        with pipeline_lock("solarknock"):  # the default account: its own lock too
+            pass
+        with pytest.raises(LockedError, match=r"account north"):
+            with pipeline_lock("solarknock", "north"):
+                pass
