@@ -1,4 +1,4 @@
-"""Scenario group 9: many accounts of one source (docs/accounts.md). N SolarKnock orgs behind
+"""Scenario group 10: many accounts of one source (docs/accounts.md). N SolarKnock orgs behind
 one server (``sandbox.solarknock.orgs``: a key per org, each org its own data and rate limit),
 every request slowed to a fixed latency so the API is the bottleneck. Measures ``solarsync run
 solarknock`` with one account against the same run with N accounts (same data per org), with
@@ -68,7 +68,7 @@ def scenario_accounts(bench: Any, results: dict[str, Any]) -> None:
             (f"{ACCOUNTS} accounts, concurrency 1", ACCOUNTS, 1),
         ]
         for i, (label, accounts, concurrency) in enumerate(plan):
-            log(f"9. {label}: {LATENCY_S}s a request")
+            log(f"10. {label}: {LATENCY_S}s a request")
             run = _run(bench, server, f"accounts-{i}", accounts, concurrency)
             run.update(accounts=accounts, concurrency=concurrency)
             out["runs"][label] = run
@@ -84,7 +84,7 @@ def render_accounts(results: dict[str, Any]) -> list[str]:
     if not s:
         return []
     lines = [
-        f"9. Accounts: `solarsync run solarknock`, {s['accounts']} SolarKnock orgs on one server, "
+        f"10. Accounts: `solarsync run solarknock`, {s['accounts']} SolarKnock orgs on one server, "
         f"{s['latency_s']}s a request (the API is the bottleneck)"
     ]
     head = f"   {'run':<34}{'wall s':>8}{'requests':>10}{'N/one':>8}{'goal <=':>9}"

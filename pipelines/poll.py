@@ -186,7 +186,8 @@ def _poll(
                         selected = list(source.selected_resources)
                         errors = last_sync(sync.pipeline.state, selected).errors
                     else:
-                        source = sync.call_source()
+                        # as the destination loads it (Postgres: nested values as JSON text)
+                        source = warehouse.adapt(sync.call_source())
                         if spec.poll_resources:
                             source = source.with_resources(*spec.poll_resources)
                         errors = []

@@ -6,8 +6,8 @@ be the same, their rows never merge.
 
 Tables (key; cursor; write disposition):
 
-* ``org``: the organisation behind the key (``org_id``; none; merge: one row per org). Invite
-  codes are keys and are never loaded.
+* ``org``: the organisation behind the key (``org_id``; none; merge: one row per org, loaded
+  when it changed). Invite codes are keys and are never loaded.
 * ``users``, ``knocks``, ``leads``, ``appointments``: (``org_id, id``; ``updated_at``; merge)
 * ``daily_stats``, ``app_opens``: (``org_id, user_id, date``; ``updated_at``; merge)
 * ``counties``: (``org_id, county_fips``; ``updated_at``; merge)
@@ -32,12 +32,14 @@ Soft-deleted rows are kept with ``deleted_at`` set.
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import dlt
+import orjson
 import pendulum
 from dlt.common.configuration.inject import with_config
 from dlt.sources import DltResource
@@ -170,9 +172,19 @@ def solarknock(
         },
     )
     def org() -> Iterator[dict[str, Any]]:
+        """The org's row when it changed since the last load (a run that changed nothing loads
+        nothing: merged on ``id``, an unchanged row is not loaded again)."""
         row, _ = client.org_and_server_time()
-        if row is not None:
-            yield row
+        if row is None:
+            return
+        digest = hashlib.sha256(
+            orjson.dumps(row, option=orjson.OPT_SORT_KEYS, default=str)
+        ).hexdigest()
+        state = dlt.current.resource_state()
+        if state.get("row_sha256") == digest:
+            return
+        yield row
+        state["row_sha256"] = digest
 
     # dates such as knock_date land as DATE, not text (timestamps are detected by default)
     dlt.current.source_schema().add_type_detection("iso_date")
