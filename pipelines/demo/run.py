@@ -81,6 +81,8 @@ def run_demo(workdir: Path, warehouse: str | None = None) -> int:
     }
     with SolarKnockOrgs(orgs) as server:
         sb = server[DEMO_KEY]
+        for key, office in ((DEMO_KEY, "North Office"), (SOUTH_KEY, "South Office")):
+            server[key].rewrite("org", lambda row, office=office: {**row, "name": office})
         os.environ["SOURCES__SOLARKNOCK__API_KEY"] = DEMO_KEY
         os.environ["SOURCES__SOLARKNOCK__BASE_URL"] = server.base_url
         os.environ["SOURCES__SOLARKNOCK__ACCOUNTS__SOUTH__API_KEY"] = SOUTH_KEY
