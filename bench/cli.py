@@ -472,6 +472,13 @@ def scenario_targets(bench: Bench, results: dict[str, Any]) -> None:
     run(bench, results)
 
 
+def scenario_accounts(bench: Bench, results: dict[str, Any]) -> None:
+    """10: N accounts of one source vs one account, when the API is the bottleneck."""
+    from bench.accounts import scenario_accounts as run
+
+    run(bench, results)
+
+
 SCENARIOS = {
     "1": scenario_backfill,
     "2": scenario_memory,
@@ -482,6 +489,7 @@ SCENARIOS = {
     "7": scenario_publish,
     "8": scenario_report,
     "9": scenario_targets,
+    "10": scenario_accounts,
 }
 
 
@@ -524,11 +532,12 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--full", action="store_true", help="add 1M knocks; unscaled rate limit")
     mode.add_argument("--quick", action="store_true", help="the default (about 6 minutes)")
     parser.add_argument(
-        "--only", action="append", choices=sorted(SCENARIOS), help="run only these groups "
+        "--only", action="append", choices=sorted(SCENARIOS, key=int), help="run only these groups "
         "(1 = backfill, profile, no-op, incremental; 2 = memory; 3 = rate limit; "
         "4 = per-site fan-out of HEAT and SolarAssistant; 5 = backfill into Postgres vs "
         "DuckDB; 6 = the Delta lake; 7 = publishing the DuckDB file for BI; 8 = the report "
-        "page with a week of 5 s polls; 9 = the targets of issue 22, one line each)",
+        "page with a week of 5 s polls; 9 = the targets of issue 22, one line each; "
+        "10 = N accounts of a source vs one account)",
     )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the temp dirs (logs, DBs)")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
@@ -543,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     log(f"mode {results['meta']['mode']}, work dir {workdir}")
     try:
-        for key in args.only or sorted(SCENARIOS):
+        for key in args.only or sorted(SCENARIOS, key=int):
             try:
                 SCENARIOS[key](bench, results)
             except KeyboardInterrupt:

@@ -18,11 +18,13 @@ SA_TABLES = """
 CREATE SCHEMA IF NOT EXISTS solarassistant;
 CREATE SCHEMA IF NOT EXISTS tesla;
 CREATE TABLE IF NOT EXISTS solarassistant.sites (
-    id BIGINT NOT NULL, "name" VARCHAR, _dlt_load_id VARCHAR NOT NULL, _dlt_id VARCHAR NOT NULL);
+    id BIGINT NOT NULL, "name" VARCHAR, _dlt_load_id VARCHAR NOT NULL, _dlt_id VARCHAR NOT NULL,
+    account VARCHAR);
 CREATE TABLE IF NOT EXISTS solarassistant.metrics (
     site_id BIGINT NOT NULL, topic VARCHAR NOT NULL, polled_at TIMESTAMPTZ NOT NULL,
     device VARCHAR, "group" VARCHAR, "name" VARCHAR, unit VARCHAR, number BIGINT,
-    value_number DOUBLE, value_text VARCHAR, value_type VARCHAR, _dlt_load_id VARCHAR NOT NULL);
+    value_number DOUBLE, value_text VARCHAR, value_type VARCHAR, _dlt_load_id VARCHAR NOT NULL,
+    account VARCHAR);
 CREATE TABLE IF NOT EXISTS tesla.battery_soe (
     polled_at TIMESTAMPTZ NOT NULL, gateway VARCHAR NOT NULL, percentage DOUBLE,
     _dlt_load_id VARCHAR NOT NULL, _dlt_id VARCHAR NOT NULL);
@@ -68,8 +70,8 @@ def week_of_polls(
     con.execute(SA_TABLES)
     for site_id, name in sites:
         con.execute(
-            'INSERT INTO solarassistant.sites (id, "name", _dlt_load_id, _dlt_id) '
-            "SELECT ?, ?, 'bench', 'bench-' || CAST(? AS VARCHAR) "
+            'INSERT INTO solarassistant.sites (id, "name", _dlt_load_id, _dlt_id, account) '
+            "SELECT ?, ?, 'bench', 'bench-' || CAST(? AS VARCHAR), 'default' "
             "WHERE NOT EXISTS (SELECT 1 FROM solarassistant.sites WHERE id = ?)",
             [site_id, name, site_id, site_id],
         )
@@ -95,9 +97,9 @@ def week_of_polls(
                 f"""
                 INSERT INTO solarassistant.metrics
                     (site_id, topic, polled_at, device, "group", "name", unit, value_number,
-                     value_text, value_type, _dlt_load_id)
+                     value_text, value_type, _dlt_load_id, account)
                 SELECT ?, ?, ts, 'total', 'Status', ?, 'W', {value}, CAST({value} AS VARCHAR),
-                       'number', 'bench'
+                       'number', 'bench', 'default'
                 FROM ({polls}) AS p WHERE {keep}
                 """,
                 [site_id, topic, label, start, gap[0], gap[1]],

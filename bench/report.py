@@ -194,6 +194,10 @@ def render(results: dict[str, Any]) -> str:
 
     lines += render_targets(results)
 
+    from bench.accounts import render_accounts
+
+    lines += render_accounts(results)
+
     p = results.get("profile")
     if p:
         if p.get("error"):

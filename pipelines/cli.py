@@ -11,7 +11,8 @@ from collections.abc import Sequence
 EXAMPLES = {
     "run": """examples:
   solarsync run                      # every configured source, incremental
-  solarsync run solarknock           # one source
+  solarsync run solarknock           # one source (all its accounts, at once)
+  solarsync run solarknock --account north   # one account ([sources.solarknock.accounts.north])
   solarsync --warehouse /data/bi.duckdb run
 cron (nightly at 02:15, logs appended):
   15 2 * * * cd /opt/solarsync && .venv/bin/solarsync run >> warehouse/sync.log 2>&1""",
@@ -19,6 +20,7 @@ cron (nightly at 02:15, logs appended):
   solarsync backfill solarknock                                  # everything, all tables
   solarsync backfill solarknock --since 2024-01-01 --until 2024-07-01
   solarsync backfill solarknock --resource knocks --resource leads
+  solarsync backfill solarknock --account north       # one office's org only
 (--resource leads also backfills lead_attachments: the files of those leads)
 A backfill merges into the same tables and never moves the nightly checkpoint.""",
     "status": """examples:
@@ -41,7 +43,8 @@ A chart that cannot be read shows why; the command fails only when the warehouse
 opened or nothing at all can be read.""",
     "check": """examples:
   solarsync check                    # every configured source
-  solarsync check solarknock""",
+  solarsync check solarknock
+  solarsync check solarknock --account north""",
     "poll": """examples:
   solarsync poll tesla --every 5s --for 1h            # a snapshot every 5 s, loaded every 5 min
   solarsync poll solarassistant --every 60s --batch 10m   # until Ctrl-C / SIGTERM
@@ -95,6 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    def accounts(command: argparse.ArgumentParser, verb: str) -> None:
+        command.add_argument(
+            "--account",
+            action="append",
+            metavar="NAME",
+            help=f"{verb} only this account (repeatable): a name under [sources.<source>."
+            "accounts.<NAME>], or 'default' for [sources.<source>] itself (docs/accounts.md); "
+            "default: every configured account",
+        )
+
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         return sub.add_parser(
             name,
@@ -106,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = add("run", "incremental sync of the named sources (default: all configured)")
     run.add_argument("sources", nargs="*", metavar="SOURCE", help=f"one of {names}")
+    accounts(run, "sync")
 
     backfill = add("backfill", "bounded full re-read merged into the same tables")
     backfill.add_argument("source", choices=names, metavar="SOURCE", help=f"one of {names}")
@@ -114,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument(
         "--resource", action="append", metavar="NAME", help="only these tables (repeatable)"
     )
+    accounts(backfill, "backfill")
 
     pollable = sorted(name for name, spec in SOURCES.items() if spec.pollable)
     poll = add("poll", "snapshot a live source repeatedly, loading in batches")
@@ -133,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help="load what was polled this often (default 5m); also at the end",
     )
+    accounts(poll, "poll")
 
     status = add(
         "status", "last runs, staleness, checkpoints and row counts per table of each source"
@@ -144,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 1 when a checked source is stale or its last run failed",
     )
+    accounts(status, "show")
 
     report = add("report", "write a self-contained HTML dashboard of the warehouse")
     report.add_argument(
@@ -159,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = add("check", "verify credentials and reachability; loads nothing")
     check.add_argument("sources", nargs="*", metavar="SOURCE", help=f"one of {names}")
+    accounts(check, "check")
 
     lake = add("lake", "maintenance of the Delta lake (--destination filesystem)")
     lake.add_argument(

@@ -41,6 +41,11 @@ with row counts as metadata, and the run in its UI.
   invalid setting fails at once without retries (no retry storm against an API that said no).
 - **Schedules** run in ``[solarsync] dagster_timezone`` (``SOLARSYNC__DAGSTER_TIMEZONE``, an
   IANA name), by default the machine's own zone, as cron does; Dagster alone would use UTC.
+- **Accounts** (docs/accounts.md): a source with named accounts (``[sources.<source>.accounts.
+  <name>]``, as the code server's configuration names them) gets static partitions, one per
+  account (``default`` is ``[sources.<source>]`` itself when it has credentials): a platform
+  team backfills or retries one office by its partition, and the schedule requests a run per
+  account. A source with the single configuration only stays unpartitioned.
 - **Secrets** come from the worker's environment (``SOURCES__<SOURCE>__<KEY>``,
   ``DESTINATION__POSTGRES__CREDENTIALS``, ...) or the project's ``.dlt/secrets.toml``; they are
   never run config, never rendered, and every log line is scrubbed.
@@ -65,6 +70,8 @@ from dlt.common.configuration.specs.pluggable_run_context import PluggableRunCon
 
 from pipelines import history, registry
 from pipelines import settings as solarsync_settings
+from pipelines.accounts import Account
+from pipelines.accounts import configured as configured_accounts
 from pipelines.destinations import resolve
 from pipelines.destinations.duckdb import duckdb_path
 from pipelines.results import SourceResult
@@ -282,12 +289,23 @@ def _materializations(
         yield dg.MaterializeResult(asset_key=[spec.name, table], metadata=metadata)
 
 
+def account_partitions(name: str) -> dg.StaticPartitionsDefinition | None:
+    """One partition per account of source ``name`` when it has named accounts (the names
+    this process's configuration holds); None: the single configuration, no partitions."""
+    spec = registry.get(name)
+    if not spec.has_named():
+        return None
+    return dg.StaticPartitionsDefinition([a.name for a in configured_accounts(spec)])
+
+
 def source_assets(
     name: str, destination: str | None = None, retry_policy: dg.RetryPolicy = RETRY_POLICY
 ) -> dg.AssetsDefinition:
-    """The multi-asset that syncs source ``name``: one asset key per table it loads."""
+    """The multi-asset that syncs source ``name``: one asset key per table it loads;
+    partitioned by account when the source has named accounts (:func:`account_partitions`)."""
     spec = registry.get(name)
     tables = spec.loaded_tables()
+    partitions = account_partitions(name)
 
     @dg.multi_asset(
         name=f"solarsync_{name}",
@@ -303,14 +321,16 @@ def source_assets(
         ],
         retry_policy=retry_policy,
         op_tags={"solarsync/source": name},
+        partitions_def=partitions,
     )
     def _sync(context):  # no annotation: dagster reads it at runtime (postponed here)
         _scrub_logs()
+        account = Account(name, context.partition_key) if partitions else Account(name)
         with _paths_in_project():
             warehouse = resolve(destination)
             where = warehouse.describe()
-            context.log.info("solarsync: %s -> %s", name, where)
-            result = run_source(spec, warehouse)
+            context.log.info("solarsync: %s -> %s", account.label, where)
+            result = run_source(spec, warehouse, account=account)
             history.load_into(warehouse)  # the run's row, journaled by run_source, into analytics
         for warning in result.warnings:
             context.log.warning("%s: %s", name, warning)
@@ -399,16 +419,43 @@ def solarsync_definitions(
         cron = (schedules or {}).get(name) or _schedule(name)
         assets.append(asset)
         jobs.append(job)
-        scheduled.append(
-            dg.ScheduleDefinition(
-                name=f"solarsync_{name}_schedule",
-                job=job,
-                cron_schedule=cron,
-                execution_timezone=zone,
-                description=f"{cron} in {zone}",
+        partitions = asset.partitions_def
+        if partitions is None:
+            scheduled.append(
+                dg.ScheduleDefinition(
+                    name=f"solarsync_{name}_schedule",
+                    job=job,
+                    cron_schedule=cron,
+                    execution_timezone=zone,
+                    description=f"{cron} in {zone}",
+                )
             )
-        )
+        else:
+            scheduled.append(_per_account_schedule(name, job, partitions, cron, zone))
     return dg.Definitions(assets=assets, jobs=jobs, schedules=scheduled)
+
+
+def _per_account_schedule(
+    name: str, job: Any, partitions: Any, cron: str, zone: str
+) -> dg.ScheduleDefinition:
+    """A run per account (partition) at each tick: one account's failure is its own run's."""
+
+    @dg.schedule(
+        name=f"solarsync_{name}_schedule",
+        job=job,
+        cron_schedule=cron,
+        execution_timezone=zone,
+        description=f"{cron} in {zone}, a run per account",
+    )
+    def _tick(context):
+        try:
+            stamp = context.scheduled_execution_time.isoformat()
+        except Exception:  # evaluated by hand (no tick): a run per account all the same
+            stamp = "manual"
+        for key in partitions.get_partition_keys():
+            yield dg.RunRequest(run_key=f"{key}@{stamp}", partition_key=key)
+
+    return _tick
 
 
 @dg.definitions

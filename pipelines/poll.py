@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+from pipelines.accounts import Account
 from pipelines.destinations import Warehouse, as_warehouse
 from pipelines.history import PollHistory
 from pipelines.journal import PollJournal, fetch, resource_hints
@@ -40,6 +41,7 @@ from sources.common import (
     reset_stats,
     stats_for,
 )
+from sources.common.accounts import DEFAULT, scope
 
 logger = logging.getLogger("solarsync")
 
@@ -81,17 +83,37 @@ def poll_source(
     stop: threading.Event | None = None,
     on_batch: Callable[[PollResult], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    account: Account | str | None = None,
 ) -> PollResult:
-    """Poll ``spec`` every ``every`` s for ``duration`` s (None: until stopped). Never raises
-    for source failures: the result says what happened."""
+    """Poll ``spec`` (its ``account``, default the default one) every ``every`` s for
+    ``duration`` s (None: until stopped). Never raises for source failures: the result says
+    what happened."""
+    if not isinstance(account, Account):
+        account = Account(spec.name, account or DEFAULT)
+    with scope(spec.name, account.name):
+        return _poll(spec, warehouse, account, every, duration, batch, stop, on_batch, clock)
+
+
+def _poll(
+    spec: SourceSpec,
+    warehouse: Warehouse | str | os.PathLike[str],
+    account: Account,
+    every: float,
+    duration: float | None,
+    batch: float,
+    stop: threading.Event | None,
+    on_batch: Callable[[PollResult], None] | None,
+    clock: Callable[[], float],
+) -> PollResult:
     stop = stop or threading.Event()
     warehouse = as_warehouse(warehouse)
-    result = PollResult(source=spec.name)
+    result = PollResult(source=spec.name, account=account.name)
     started = clock()
     reset_stats(spec.name)
-    history = PollHistory(spec.name, warehouse)  # a run-history row per batch, and failures
+    # a run-history row per batch, and failures
+    history = PollHistory(spec.name, warehouse, account=account.name)
     try:
-        with Sync(spec, warehouse) as sync:
+        with Sync(spec, warehouse, account=account) as sync:
             result.resumed_packages = sync.resumed
             begin = clock()  # --for counts from the first poll, not from the catch-up load
             deadline = None if duration is None else begin + duration
@@ -133,9 +155,10 @@ def poll_source(
 
                 def work() -> None:
                     try:
-                        load()
+                        with scope(spec.name, account.name):
+                            load()
                     except Exception as exc:
-                        message = Failure.of(spec.name, exc).message
+                        message = Failure.of(spec.name, exc, account=account.name).message
                         result.load_errors.append(message)
                         logger.error(
                             "%s: loading a batch failed; its polls are kept and loaded with "
@@ -164,7 +187,7 @@ def poll_source(
                         errors = last_sync(sync.pipeline.state, selected).errors
                     else:
                         # as the destination loads it (Postgres: nested values as JSON text)
-                        source = warehouse.adapt(spec.factory()())
+                        source = warehouse.adapt(sync.call_source())
                         if spec.poll_resources:
                             source = source.with_resources(*spec.poll_resources)
                         errors = []
@@ -173,12 +196,14 @@ def poll_source(
                         raise SolarsyncError("; ".join(errors))
                     failing = 0
                 except Exception as exc:
-                    failure = Failure.of(spec.name, exc)
+                    failure = Failure.of(spec.name, exc, account=account.name)
                     result.failed_polls += 1
                     result.error_class = failure.error_class
                     failing += 1
                     result.poll_errors.append(failure.message)
-                    logger.error("%s: poll %d failed: %s", spec.name, result.polls, failure.message)
+                    logger.error(
+                        "%s: poll %d failed: %s", account.label, result.polls, failure.message
+                    )
                     logger.debug("%s poll failure details", spec.name, exc_info=True)
                     if isinstance(failure.known, FATAL_ERRORS):
                         result.stopped_by = "error"

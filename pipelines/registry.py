@@ -17,6 +17,8 @@ from typing import Any
 
 import dlt
 
+from sources.common.accounts import named
+
 
 @dataclass(frozen=True)
 class SourceSpec:
@@ -43,13 +45,29 @@ class SourceSpec:
     #: the module of the source's report section (a ``section(page) -> Section``
     #: function); None: the report has no section for it (its freshness is shown all the same)
     report: str | None = None
+    #: whether the source takes named accounts (``[sources.<name>.accounts.<account>]``,
+    #: docs/accounts.md); False: the single configuration only
+    accounts: bool = True
+    #: the settings a named account must have of its own (its credentials); every other
+    #: setting falls back to ``[sources.<name>]``
+    account_secrets: tuple[str, ...] = ()
+    #: the column that names the account in the API's own terms, stamped on every row and
+    #: part of every key (SolarKnock: ``org_id``); None: the ``account`` column (the
+    #: configured name) is the key
+    account_id: str | None = None
+    #: where rows an earlier, single-account release loaded find that id: (table, column) of
+    #: the one row naming it (SolarKnock: the ``id`` of ``org``)
+    legacy_account_id: tuple[str, str] | None = None
 
     def factory(self) -> Callable[..., Any]:
         return getattr(importlib.import_module(self.module), self.name)
 
-    def check(self) -> list[tuple[str, str]]:
-        """The source's ``check()``: one cheap request per endpoint, nothing loaded."""
-        return importlib.import_module(self.module).check()
+    def check(self, **settings: Any) -> list[tuple[str, str]]:
+        """The source's ``check()``: one cheap request per endpoint, nothing loaded.
+        ``settings``: a named account's (those ``check()`` takes; docs/accounts.md)."""
+        function = importlib.import_module(self.module).check
+        takes = inspect.signature(function).parameters
+        return function(**{k: v for k, v in settings.items() if k in takes})
 
     @property
     def resources(self) -> tuple[str, ...]:
@@ -73,6 +91,12 @@ class SourceSpec:
         produced = (table for tables in self.followers().values() for table in tables)
         return tuple(dict.fromkeys([*self.resources, *produced]))
 
+    def all_tables(self) -> tuple[str, ...]:
+        """Every table the source may load, whatever its settings: the package's ``TABLES``,
+        else :meth:`loaded_tables` (what an upgrade of a warehouse looks at)."""
+        declared = getattr(importlib.import_module(self.module), "TABLES", None)
+        return tuple(declared) if declared else self.loaded_tables()
+
     @property
     def backfills(self) -> bool:
         """Whether the source has a history to re-read (its function takes ``backfill``); the
@@ -82,6 +106,10 @@ class SourceSpec:
     @property
     def pollable(self) -> bool:
         return self.poll_resources is not None
+
+    def has_named(self) -> bool:
+        """Whether named accounts are configured (``[sources.<name>.accounts.<account>]``)."""
+        return self.accounts and bool(named(self.name))
 
     def is_configured(self) -> bool:
         custom = getattr(importlib.import_module(self.module), "is_configured", None)
@@ -107,6 +135,9 @@ SOURCES: dict[str, SourceSpec] = {
             schedule="15 2 * * *",  # nightly, as the README's cron line
             views="solarknock.sql",
             report="pipelines.report.sections.solarknock",
+            account_secrets=("api_key",),
+            account_id="org_id",
+            legacy_account_id=("org", "id"),
         ),
         SourceSpec(
             name="heat",
@@ -115,6 +146,7 @@ SOURCES: dict[str, SourceSpec] = {
             schedule="0 * * * *",  # hourly snapshots keep the schedule history fine-grained
             views="heat.sql",
             report="pipelines.report.sections.heat",
+            account_secrets=("api_key",),
         ),
         SourceSpec(
             name="solarassistant",
@@ -124,6 +156,7 @@ SOURCES: dict[str, SourceSpec] = {
             schedule="*/15 * * * *",
             views="solarassistant.sql",
             report="pipelines.report.sections.solarassistant",
+            account_secrets=("api_token",),
         ),
         SourceSpec(
             name="tesla",
@@ -133,6 +166,7 @@ SOURCES: dict[str, SourceSpec] = {
             schedule="*/5 * * * *",
             views="tesla.sql",
             report="pipelines.report.sections.tesla",
+            accounts=False,  # one configuration reads many gateways already
         ),
     )
 }
@@ -146,4 +180,6 @@ def get(name: str) -> SourceSpec:
 
 
 def configured() -> list[SourceSpec]:
-    return [spec for spec in SOURCES.values() if spec.is_configured()]
+    """The sources with credentials: ``[sources.<name>]`` itself, or named accounts
+    (docs/accounts.md)."""
+    return [spec for spec in SOURCES.values() if spec.is_configured() or spec.has_named()]

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+from pipelines.accounts import Account
 from sources.common import SolarsyncError, redact, solarsync_error_in
+from sources.common.accounts import DEFAULT
 
 logger = logging.getLogger("solarsync")
 
@@ -18,6 +20,8 @@ logger = logging.getLogger("solarsync")
 @dataclass
 class SourceResult:
     source: str
+    #: the account this run synced (docs/accounts.md): ``default`` for ``[sources.<source>]``
+    account: str = DEFAULT
     ok: bool = False
     error: str | None = None
     error_class: str | None = None  # the exception's class name, for the run history
@@ -32,16 +36,21 @@ class SourceResult:
     #: what an analyst should know about the load (e.g. a field that changed type)
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def label(self) -> str:
+        """``solarknock``, or ``solarknock (account north)``."""
+        return Account(self.source, self.account).label
+
     def fail(self, exc: BaseException) -> Failure:
         """Record ``exc`` as what ended this run (logged); returns the :class:`Failure`."""
-        failure = Failure.of(self.source, exc)
+        failure = Failure.of(self.source, exc, account=self.account)
         self.error, self.exit_code, self.error_class = (
             failure.message,
             failure.exit_code,
             failure.error_class,
         )
-        logger.error("%s failed: %s", self.source, failure.message)
-        logger.debug("%s failure details", self.source, exc_info=exc)
+        logger.error("%s failed: %s", self.label, failure.message)
+        logger.debug("%s failure details", self.label, exc_info=exc)
         return failure
 
     def warn(self, warnings: list[str]) -> None:
@@ -70,9 +79,12 @@ class Failure:
     known: SolarsyncError | None
 
     @classmethod
-    def of(cls, source: str, exc: BaseException) -> Failure:
+    def of(cls, source: str, exc: BaseException, *, account: str = DEFAULT) -> Failure:
+        """``account``: the message names it (and where its settings are), so a user with
+        several accounts knows which one failed."""
         known = solarsync_error_in(exc)
-        message = redact(str(known) if known else describe_failure(source, exc))
+        message = str(known) if known else describe_failure(source, exc, account=account)
+        message = redact(name_account(message, Account(source, account)))
         return cls(
             message=message,
             exit_code=known.exit_code if known else 1,
@@ -91,7 +103,33 @@ def error_class(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def describe_failure(source: str, exc: BaseException) -> str:
+def name_account(message: str, account: Account) -> str:
+    """``message`` naming ``account`` where it names the source (or in front of it), and where
+    the account's settings are; the default account's messages are unchanged."""
+    if account.is_default:
+        return message
+    if account.label not in message:
+        if message.startswith(account.source):
+            message = account.label + message[len(account.source) :]
+        else:
+            message = f"{account.label}: {message}"
+    # a hint naming the source's settings names the account's
+    source_env = f"SOURCES__{account.source.upper()}__"
+    hinted = f"[sources.{account.source}]" in message or (
+        source_env in message and account.env_prefix not in message
+    )
+    message = message.replace(f"[sources.{account.source}]", account.section)
+    if account.env_prefix not in message:
+        message = message.replace(source_env, account.env_prefix)
+    if hinted:
+        return message
+    return (
+        f"{message} (the account's settings: {account.section} in .dlt/secrets.toml, "
+        f"{account.env_prefix}<KEY>)"
+    )
+
+
+def describe_failure(source: str, exc: BaseException, *, account: str = DEFAULT) -> str:
     """A failure that is not solarsync's own error, said so a user knows what to do."""
     if isinstance(exc, PipelineStepFailed) and isinstance(
         exc.exception, ConfigFieldMissingException
@@ -110,13 +148,20 @@ def describe_failure(source: str, exc: BaseException) -> str:
         )
     if isinstance(exc, ConfigFieldMissingException):
         fields = ", ".join(exc.fields)
-        upper = source.upper()
-        envs = ", ".join(f"SOURCES__{upper}__{f.upper()}" for f in exc.fields)
+        where = Account(source, account)
+        envs = ", ".join(f"{where.env_prefix}{f.upper()}" for f in exc.fields)
         return (
-            f"{source}: missing setting(s) {fields}. Add them under [sources.{source}] in "
+            f"{where.label}: missing setting(s) {fields}. Add them under {where.section} in "
             f".dlt/secrets.toml (see .dlt/secrets.toml.example) or set {envs}"
         )
     return f"{source}: {type(exc).__name__}: {exc}"
 
 
-__all__ = ["Failure", "PollResult", "SourceResult", "describe_failure", "error_class"]
+__all__ = [
+    "Failure",
+    "PollResult",
+    "SourceResult",
+    "describe_failure",
+    "error_class",
+    "name_account",
+]

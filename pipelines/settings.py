@@ -12,6 +12,7 @@
 | ``report_funnel_from`` / ``_to`` | ``SOLARSYNC__REPORT_FUNNEL_FROM`` / ``_TO`` | the data's range | weeks of the funnel |
 | ``dagster_sources`` | ``SOLARSYNC__DAGSTER_SOURCES`` | the configured ones | sources of the Dagster definitions |
 | ``dagster_timezone`` | ``SOLARSYNC__DAGSTER_TIMEZONE`` | the machine's | the schedules' time zone |
+| ``account_concurrency`` | ``SOLARSYNC__ACCOUNT_CONCURRENCY`` | 4 | accounts of a source synced at once |
 
 ``[sources.<name>]`` (env ``SOURCES__<NAME>__<KEY>``), :class:`SourceRunSettings`, besides each
 source's own settings: ``schedule`` (Dagster's cron line) and ``expected_interval`` (``status``
@@ -108,6 +109,8 @@ class SolarsyncSettings(BaseConfiguration):
     #: a list, ``"a,b"``, a JSON list or ``all``
     dagster_sources: Optional[Any] = None  # noqa: UP045
     dagster_timezone: Optional[str] = None  # noqa: UP045
+    #: accounts of one source extracted at once (docs/accounts.md); 1: one after the other
+    account_concurrency: int = 4
 
 
 def solarsync() -> SolarsyncSettings:

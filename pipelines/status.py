@@ -5,18 +5,22 @@ from the run history's journal (``pipelines.history``)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pipelines import history
+from pipelines.accounts import Account, select
 from pipelines.destinations import Reader, Warehouse
 from pipelines.registry import SourceSpec
 from pipelines.sync import make_pipeline
 from sources.common import redact
+from sources.common.accounts import COLUMN, DEFAULT
 
 
-def _checkpoints(spec: SourceSpec, warehouse: Warehouse) -> dict[str, dict[str, Any]]:
-    pipeline = make_pipeline(spec.name, warehouse)
+def _checkpoints(
+    spec: SourceSpec, warehouse: Warehouse, account: str = DEFAULT
+) -> dict[str, dict[str, Any]]:
+    pipeline = make_pipeline(spec.name, warehouse, account=account)
     sources = pipeline.state.get("sources", {})
     resources = (sources.get(spec.name) or {}).get("resources") or {}
     return {name: value for name, value in resources.items() if isinstance(value, dict)}
@@ -55,9 +59,44 @@ def _published_at(con: Reader) -> str | None:
     return str(row[0][0]) if row and row[0][0] is not None else None
 
 
-def collect_status(specs: Sequence[SourceSpec], warehouse: Warehouse) -> dict[str, Any]:
+def _account_rows(
+    con: Reader | None, spec: SourceSpec, existing: set[str]
+) -> dict[tuple[str, str], tuple[int, int | None]]:
+    """``{(table, account): (rows, deleted)}`` of the tables that have the account column."""
+    out: dict[tuple[str, str], tuple[int, int | None]] = {}
+    if con is None:
+        return out
+    for table in spec.resources:
+        if table not in existing:
+            continue
+        columns = set(con.columns(spec.name, table))
+        if COLUMN not in columns:
+            continue
+        deleted_expr = "count(deleted_at)" if "deleted_at" in columns else "null"
+        for account, rows, deleted in con.rows(
+            f'select "{COLUMN}", count(*), {deleted_expr} from "{spec.name}"."{table}" '
+            f'group by "{COLUMN}"'
+        ):
+            out[(table, str(account))] = (rows, deleted)
+    return out
+
+
+def collect_status(
+    specs: Sequence[SourceSpec],
+    warehouse: Warehouse,
+    accounts: Mapping[str, Sequence[Account]] | None = None,
+) -> dict[str, Any]:
+    """Per source: its last load, health, tables (rows over every account) and, when it has
+    named accounts (or ``accounts`` names some), ``accounts``: each one's health, rows and
+    checkpoints (docs/accounts.md)."""
     report: dict[str, Any] = {"sources": [], "journal": str(history.journal_path())}
-    runs = history.last_runs(spec.name for spec in specs)
+    accounts = dict(accounts or {})
+    for spec in specs:
+        if spec.name not in accounts:
+            accounts[spec.name] = select(spec, None)
+    wanted: list[Any] = [spec.name for spec in specs]
+    wanted += [(a.source, a.name) for chosen in accounts.values() for a in chosen]
+    runs = history.last_runs(wanted)
     with contextlib.ExitStack() as stack:
         con: Reader | None = None
         try:
@@ -101,5 +140,33 @@ def collect_status(specs: Sequence[SourceSpec], warehouse: Warehouse) -> dict[st
                     }
                 )
             entry["blobs"] = _blob_tables(con, spec.name, existing) if con is not None else []
+            chosen = accounts.get(spec.name) or []
+            if any(not a.is_default for a in chosen):
+                per_table = _account_rows(con, spec, existing)
+                entry["accounts"] = []
+                for account in chosen:
+                    marks = _checkpoints(spec, warehouse, account.name)
+                    tables = []
+                    for table in spec.resources:
+                        rows, deleted = per_table.get((table, account.name), (None, None))
+                        if con is not None and table in existing and rows is None:
+                            rows, deleted = 0, None
+                        state = marks.get(table, {})
+                        tables.append(
+                            {
+                                "name": table,
+                                "rows": rows,
+                                "deleted": deleted,
+                                "checkpoint": state.get("checkpoint"),
+                                "last_sync": (state.get("last_sync") or {}).get("until"),
+                            }
+                        )
+                    entry["accounts"].append(
+                        {
+                            "name": account.name,
+                            "health": history.health(spec.name, *runs[(spec.name, account.name)]),
+                            "tables": tables,
+                        }
+                    )
             report["sources"].append(entry)
     return report

@@ -400,6 +400,14 @@ class Settings:
         path = tuple(p.lower() for p in path)
         if path and path[0] == "sources" and len(path) > 1 and re.fullmatch(r"<\w+>", path[1]):
             path = ("sources", "<name>", *path[2:])
+        if len(path) > 3 and path[0] == "sources" and path[2] == "accounts":
+            # a named account (docs/accounts.md): its settings are the source's
+            from pipelines.registry import SOURCES
+
+            spec = SOURCES.get(path[1])
+            if path[1] != "<name>" and (spec is None or not spec.accounts):
+                return f"[sources.{path[1]}] takes no accounts"
+            path = ("sources", path[1], *path[4:])
         if (
             path[0] == "destination"
             and len(path) > 1

@@ -10,6 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipelines import registry
+from pipelines.accounts import Account
+from pipelines.accounts import known as known_accounts
+from pipelines.accounts import select as select_accounts
 from pipelines.destinations import Warehouse, as_warehouse, resolve
 from pipelines.results import SourceResult
 from sources.common import SolarsyncError, redact
@@ -45,6 +48,40 @@ def select(names: Sequence[str], *, configured_only: bool) -> list[registry.Sour
     return specs
 
 
+def accounts_of(
+    specs: Sequence[registry.SourceSpec], wanted: Sequence[str] | None
+) -> dict[str, list[Account]] | None:
+    """The accounts of each of ``specs`` a command runs (docs/accounts.md): ``--account``
+    names (repeatable; ``default`` is ``[sources.<source>]`` itself), else every configured
+    account. With ``--account``, sources that have none of the names are left out, and a name
+    no source has is a usage error (None, logged) that lists the known accounts."""
+    wanted = list(dict.fromkeys(wanted or ()))
+    chosen: dict[str, list[Account]] = {}
+    try:
+        if not wanted:
+            return {spec.name: select_accounts(spec, None) for spec in specs}
+        known = {spec.name: known_accounts(spec) for spec in specs}
+    except SolarsyncError as exc:  # e.g. an account name that cannot be one
+        logger.error("%s", redact(exc))
+        return None
+    for spec in specs:
+        names = [n for n in wanted if n in {a.name for a in known[spec.name]}]
+        if names:
+            chosen[spec.name] = select_accounts(spec, names)
+    missing = [n for n in wanted if not any(a.name == n for a in sum(chosen.values(), []))]
+    if missing:
+        listed = "; ".join(f"{s}: {', '.join(a.name for a in k)}" for s, k in known.items())
+        logger.error(
+            "no account %s in %s (accounts: %s); name accounts under "
+            "[sources.<source>.accounts.<name>] in .dlt/secrets.toml (docs/accounts.md)",
+            ", ".join(repr(n) for n in missing),
+            ", ".join(known),
+            listed,
+        )
+        return None
+    return chosen
+
+
 def warehouse_of(args: argparse.Namespace) -> Warehouse | None:
     """The destination ``--destination`` / ``--warehouse`` / configuration name (None: usage
     error, already logged)."""
@@ -60,12 +97,15 @@ def exit_code(results: Sequence[SourceResult]) -> int:
 
 
 def print_summary(results: Sequence[SourceResult], warehouse: Warehouse | Path) -> None:
-    out(f"solarsync: {len(results)} source(s) -> {as_warehouse(warehouse).describe()}")
+    accounts = len({(r.source, r.account) for r in results})
+    sources = len({r.source for r in results})
+    what = f"{sources} source(s)" + (f", {accounts} accounts" if accounts > sources else "")
+    out(f"solarsync: {what} -> {as_warehouse(warehouse).describe()}")
     for result in results:
         verdict = "ok" if result.ok else "FAILED"
         http = result.http
         out(
-            f"  {result.source}: {verdict} in {result.duration_s:.1f}s, "
+            f"  {result.label}: {verdict} in {result.duration_s:.1f}s, "
             f"{http.get('requests', 0)} requests, {http.get('rate_limited', 0)} rate-limited (429), "
             f"{http.get('retries', 0)} retries"
         )

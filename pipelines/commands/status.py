@@ -11,6 +11,7 @@ from pipelines.commands.common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
+    accounts_of,
     out,
     select,
     size,
@@ -27,8 +28,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     warehouse = warehouse_of(args)
     if warehouse is None:
         return EXIT_USAGE
-    report = collect_status(specs, warehouse)
-    unhealthy = _mark_monitored(report, specs, named=bool(args.sources))
+    accounts = accounts_of(specs, args.account) if args.account else {}
+    if accounts is None:
+        return EXIT_USAGE
+    if args.account:
+        specs = [spec for spec in specs if spec.name in accounts]
+    report = collect_status(specs, warehouse, accounts)
+    unhealthy = _mark_monitored(report, specs, named=bool(args.sources or args.account))
     if args.json:
         where = {"warehouse": warehouse.describe(), "warehouse_exists": warehouse.exists()}
         out(json.dumps(where | report, indent=2, default=str))
@@ -50,6 +56,16 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"  {table['name']:<30}{rows:>9}{deleted:>9}  {table['checkpoint'] or '-':<26}"
                 f"{table.get('last_sync') or '-'}"
             )
+        for account in source.get("accounts") or ():
+            out(f"  account {account['name']}:")
+            _print_health(account["health"], indent="    ")
+            for table in account["tables"]:
+                rows = "-" if table["rows"] is None else table["rows"]
+                deleted = "-" if table["deleted"] is None else table["deleted"]
+                out(
+                    f"    {table['name']:<28}{rows:>9}{deleted:>9}  "
+                    f"{table['checkpoint'] or '-':<26}{table.get('last_sync') or '-'}"
+                )
         for blobs in source.get("blobs") or ():
             counts = blobs["counts"]
             out(
@@ -75,23 +91,28 @@ def _mark_monitored(report: dict, specs: Sequence[registry.SourceSpec], named: b
         )
         if health["monitored"] and (health["stale"] or health["last_run_failed"]):
             unhealthy.append(source["name"])
-    return unhealthy
+        for account in source.get("accounts") or ():  # each account is watched on its own
+            own = account["health"]
+            own["monitored"] = health["monitored"]
+            if own["monitored"] and (own["stale"] or own["last_run_failed"]):
+                unhealthy.append(f"{source['name']} (account {account['name']})")
+    return list(dict.fromkeys(unhealthy))
 
 
-def _print_health(health: dict) -> None:
+def _print_health(health: dict, indent: str = "  ") -> None:
     run = health["last_run"]
     if run is None:
-        out(f"  runs: none recorded{'' if health['monitored'] else ' (not configured)'}")
+        out(f"{indent}runs: none recorded{'' if health['monitored'] else ' (not configured)'}")
         return
     since = "" if health["age_s"] is None else f" ({age(health['age_s'])} ago)"
     out(
-        f"  runs: {health['state'].upper()}; last run {when(run['finished_at'])} "
+        f"{indent}runs: {health['state'].upper()}; last run {when(run['finished_at'])} "
         f"({run['command']}, {run['status']}); last success "
         f"{when(health['last_success_at'])}{since}; expected every {health['expected_interval']}"
     )
     if run.get("error_message"):
-        out(f"  last error: {run.get('error_class') or 'error'}: {run['error_message']}")
+        out(f"{indent}last error: {run.get('error_class') or 'error'}: {run['error_message']}")
     for warning in run.get("warnings") or ():
-        out(f"  last run warning: {warning}")
+        out(f"{indent}last run warning: {warning}")
     if health.get("note"):
-        out(f"  note: {health['note']}")
+        out(f"{indent}note: {health['note']}")

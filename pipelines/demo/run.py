@@ -1,6 +1,7 @@
 """``solarsync demo``: the four sandbox APIs on loopback -> ``warehouse/demo.duckdb``.
 
-SolarKnock: full sync, a round of changes on the "server" (updates, new rows, soft deletes),
+SolarKnock: two offices (two orgs, two keys, one server: the default account and the named
+account ``south``, synced at once, docs/accounts.md): full sync, a round of changes on the "server" (updates, new rows, soft deletes),
 an incremental sync that picks up exactly those, and an example analyst query. Then one short
 act per other source: HEAT snapshots around a schedule change, a SolarAssistant metrics poll
 with an offline site, and Tesla gateway runs that reuse one login. It ends by writing the
@@ -19,17 +20,33 @@ from pathlib import Path
 import duckdb
 
 from pipelines import registry
+from pipelines.accounts import select
 from pipelines.commands.common import print_summary
 from pipelines.demo.acts import heat_act, solarassistant_act, tesla_act
 from pipelines.demo.show import out, show
+from pipelines.destinations import as_warehouse
 from pipelines.destinations.duckdb.files import earlier_working_path, wal_path, working_path
 from pipelines.history import load_into
 from pipelines.report import write_report
-from pipelines.sync import run_source
-from sandbox.solarknock import SolarKnockSandbox
+from pipelines.sync import run_accounts
+from sandbox.solarknock import SolarKnockOrgs
 
 DEMO_KEY = "sk_DEMOKEY2026"
 DEMO_COUNTS = {"users": 30, "knocks": 20000, "leads": 4000, "appointments": 600, "counties": 40}
+#: the second office: the named account ``south`` ([sources.solarknock.accounts.south])
+SOUTH_KEY = "sk_DEMOSOUTH2026"
+SOUTH_COUNTS = {"users": 12, "knocks": 6000, "leads": 1200, "appointments": 200, "counties": 15}
+
+OFFICES_QUERY = """
+SELECT o.org_name AS office, o.account,
+       count(*)                AS knocks,
+       count(DISTINCT lead_id) AS leads,
+       count(DISTINCT user_id) AS reps
+FROM analytics.knocks k
+JOIN analytics.solarknock_orgs o USING (org_id)
+GROUP BY 1, 2
+ORDER BY 1
+"""
 
 QUERY = """
 SELECT rep_name,
@@ -38,7 +55,8 @@ SELECT rep_name,
                                        WHERE action = 'proposal_given')) AS proposals,
        count(DISTINCT lead_id)                              AS leads
 FROM analytics.knocks k
-LEFT JOIN (SELECT id, name AS rep_name FROM solarknock.users) u ON u.id = k.user_id
+LEFT JOIN (SELECT org_id, id, name AS rep_name FROM solarknock.users) u
+       ON u.org_id = k.org_id AND u.id = k.user_id
 GROUP BY rep_name
 ORDER BY knocks DESC
 LIMIT 5
@@ -57,29 +75,40 @@ def run_demo(workdir: Path, warehouse: str | None = None) -> int:
     os.environ["DLT_DATA_DIR"] = str(state_dir.resolve())
 
     started = time.monotonic()
-    with SolarKnockSandbox(seed=2026, api_key=DEMO_KEY, counts=DEMO_COUNTS) as sb:
+    orgs = {
+        DEMO_KEY: {"seed": 2026, "counts": DEMO_COUNTS},
+        SOUTH_KEY: {"seed": 2027, "counts": SOUTH_COUNTS},
+    }
+    with SolarKnockOrgs(orgs) as server:
+        sb = server[DEMO_KEY]
+        for key, office in ((DEMO_KEY, "North Office"), (SOUTH_KEY, "South Office")):
+            server[key].rewrite("org", lambda row, office=office: {**row, "name": office})
         os.environ["SOURCES__SOLARKNOCK__API_KEY"] = DEMO_KEY
-        os.environ["SOURCES__SOLARKNOCK__BASE_URL"] = sb.base_url
+        os.environ["SOURCES__SOLARKNOCK__BASE_URL"] = server.base_url
+        os.environ["SOURCES__SOLARKNOCK__ACCOUNTS__SOUTH__API_KEY"] = SOUTH_KEY
         spec = registry.get("solarknock")
-        out(f"== sandbox SolarKnock API listening on {sb.base_url}")
-        out("== 1. full sync")
-        first = run_source(spec, db)
-        print_summary([first], db)
-        if not first.ok:
+        accounts = select(spec, None)
+        out(f"== sandbox SolarKnock API listening on {server.base_url}: two orgs, a key each")
+        out("== 1. full sync of both offices at once (accounts default and south)")
+        first = run_accounts(spec, accounts, as_warehouse(db))
+        print_summary(first, db)
+        if not all(r.ok for r in first):
             return 1
 
         out("\n== 2. changes on the server: 300 knocks edited, 25 knocks deleted, 40 new leads")
         sb.update("knocks", n=300)
         sb.soft_delete("knocks", n=25)
         sb.insert("leads", n=40)
+        server[SOUTH_KEY].insert("knocks", n=50)
 
         out("== 3. incremental sync: only what changed is read")
-        second = run_source(spec, db)
-        print_summary([second], db)
-        if not second.ok:
+        second = run_accounts(spec, accounts, as_warehouse(db))
+        print_summary(second, db)
+        if not all(r.ok for r in second):
             return 1
-        requests = second.http.get("requests", 0)
-        out(f"   {requests} requests instead of {first.http.get('requests', 0)} for the full sync")
+        requests = sum(r.http.get("requests", 0) for r in second)
+        full = sum(r.http.get("requests", 0) for r in first)
+        out(f"   {requests} requests instead of {full} for the full sync")
 
     con = duckdb.connect(str(db), read_only=True)
     try:
@@ -91,6 +120,10 @@ def run_demo(workdir: Path, warehouse: str | None = None) -> int:
         for line in QUERY.strip().splitlines():
             out("     " + line)
         show(con, QUERY)
+        out("   the two offices side by side (analytics.solarknock_orgs names each org):")
+        for line in OFFICES_QUERY.strip().splitlines():
+            out("     " + line)
+        show(con, OFFICES_QUERY)
     finally:
         con.close()
 

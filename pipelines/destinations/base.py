@@ -4,7 +4,8 @@ solarsync loads through dlt; what dlt leaves to us differs per destination and l
 
 - how to build dlt's destination from solarsync's settings (``dlt_destination``),
 - how to keep two loaders of one source apart beyond the local file lock (``lock``),
-- what to do before a load (``prepare``: e.g. adopt a warehouse of an earlier version),
+- what to do before a load (``prepare``: e.g. adopt a warehouse of an earlier version;
+  ``fill_columns``: give the rows an earlier release loaded a column that is now in their key),
 - how readers get the data after a load (``publish``: analytics views, a published copy),
 - how ``status`` and ``report`` read back (``reader``: read-only SQL in DuckDB's dialect),
 - where files a source copies (SolarKnock's lead attachments) go by default (``blob_root``).
@@ -21,7 +22,7 @@ and a line in ``pipelines/destinations/__init__.py``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -138,9 +139,69 @@ class Warehouse:
     @contextlib.contextmanager
     def writing(self, source: str) -> Iterator[None]:
         """Held around each load step and the ``publish`` after it (and around completing the
-        packages an interrupted run left), so what readers get is whole packages. DuckDB: the
-        warehouse-wide lock on its working file (another source loading waits its turn)."""
+        packages an interrupted run left), so what readers get is whole packages, and two
+        loads of one dataset (two accounts of a source, docs/accounts.md) never run at once:
+        dlt merges through one staging copy per table. It must exclude other threads of the
+        process as well as other processes; the load step holds it once per thread. DuckDB:
+        the warehouse-wide lock on its working file; Postgres: an advisory lock per dataset;
+        the lake: a lock file per dataset on this host."""
         yield
+
+    def fill_columns(self, pipeline: Any, table: str, values: Mapping[str, str]) -> int | None:
+        """Rows loaded before ``values``' columns were part of ``table``'s key (a warehouse of
+        the single-account release, docs/accounts.md): add the columns (text, nullable) where
+        missing, in dlt's staging copy of the table too, and set them where they are NULL, in
+        one transaction. Returns how many rows were filled; None when the table does not
+        exist. Called holding :meth:`writing`. This default serves the SQL destinations
+        through dlt's client; a destination without one overrides it."""
+        from dlt.destinations.job_client_impl import SqlJobClientBase
+
+        with pipeline.destination_client() as job_client:
+            if not isinstance(job_client, SqlJobClientBase):
+                raise NotImplementedError(f"{self.kind}: fill_columns")
+            client = job_client.sql_client
+            exists, stored = job_client.get_storage_table(table)
+            if not exists:
+                return None
+            with client.begin_transaction():
+                _add_text_columns(client, table, stored, values)
+                with client.with_staging_dataset():
+                    staged, staged_columns = job_client.get_storage_table(table)
+                    if staged:
+                        _add_text_columns(client, table, staged_columns, values)
+                qualified = client.make_qualified_table_name(table)
+                names = [client.escape_column_name(c) for c in values]
+                empty = " OR ".join(f"{n} IS NULL" for n in names)
+                ((count,),) = client.execute_sql(f"SELECT count(*) FROM {qualified} WHERE {empty}")
+                if count:
+                    sets = ", ".join(f"{n} = COALESCE({n}, %s)" for n in names)
+                    client.execute_sql(
+                        f"UPDATE {qualified} SET {sets} WHERE {empty}", *values.values()
+                    )
+            return int(count)
+
+    def legacy_values(self, pipeline: Any, table: str, column: str, marker: str) -> list[str]:
+        """The distinct values of ``column`` in ``table`` (text) of the rows whose ``marker``
+        column is NULL or missing (rows an earlier release loaded); [] when the table does not
+        exist. Read through dlt's client, as :meth:`fill_columns`."""
+        from dlt.destinations.job_client_impl import SqlJobClientBase
+
+        with pipeline.destination_client() as job_client:
+            if not isinstance(job_client, SqlJobClientBase):
+                raise NotImplementedError(f"{self.kind}: legacy_values")
+            client = job_client.sql_client
+            exists, stored = job_client.get_storage_table(table)
+            if not exists or column not in stored:
+                return []
+            qualified = client.make_qualified_table_name(table)
+            name = client.escape_column_name(column)
+            where = ""
+            if marker in stored:
+                where = f" WHERE {client.escape_column_name(marker)} IS NULL"
+            rows = client.execute_sql(
+                f"SELECT DISTINCT CAST({name} AS VARCHAR) FROM {qualified}{where}"
+            )
+            return [str(r[0]) for r in rows or () if r[0] is not None]
 
     def publish(
         self, pipeline: Any, source: str, *, views: str | None, batch: bool = False
@@ -162,3 +223,15 @@ class Warehouse:
     def reader(self) -> Iterator[Reader | None]:
         """Read-only access for ``status``/``report``; None when nothing is readable yet."""
         yield None
+
+
+def _add_text_columns(
+    client: Any, table: str, stored: Mapping[str, Any], values: Mapping[str, str]
+) -> None:
+    for name in values:
+        if name not in stored:
+            # nullable: a NOT NULL column cannot be added to a table that has rows
+            client.execute_sql(
+                f"ALTER TABLE {client.make_qualified_table_name(table)} "
+                f"ADD COLUMN {client.escape_column_name(name)} VARCHAR"
+            )

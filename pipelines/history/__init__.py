@@ -1,5 +1,5 @@
-"""Run history: one row per source run (``run``, ``backfill``, each loaded ``poll`` batch),
-failed runs included.
+"""Run history: one row per run of a source's account (``run``, ``backfill``, each loaded
+``poll`` batch), failed runs included; ``account`` names the account (docs/accounts.md).
 
 A row is written FIRST, at the end of every run, to a local append-only journal, ``<dlt data
 dir>/solarsync/sync_runs.jsonl`` (one JSON object a line, fsynced, next to the pipelines'
@@ -49,6 +49,7 @@ from pipelines.history.jsonl import (
 )
 from pipelines.history.load import DATASET_NAME, PIPELINE_NAME, VIEWS, load, load_into
 from sources.common import redact, stats_for
+from sources.common.accounts import DEFAULT, scope
 
 logger = logging.getLogger("solarsync")
 
@@ -112,9 +113,12 @@ def make_row(
                 "deleted": change.get("deleted"),
             }
         )
+    account = getattr(result, "account", DEFAULT)
+    who = result.source if account == DEFAULT else f"{result.source}__{account}"
     return {
-        "run_id": f"{result.source}-{started_at:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}",
+        "run_id": f"{who}-{started_at:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}",
         "source": result.source,
+        "account": account,
         "command": command,
         "started_at": started_at.isoformat(),
         "finished_at": finished_at.isoformat(),
@@ -169,6 +173,7 @@ class PollHistory:
 
     source: str
     warehouse: Warehouse
+    account: str = DEFAULT
     mark: datetime = field(default_factory=now_utc)
     rows: dict[str, int] = field(default_factory=dict)
     http: dict[str, int] = field(default_factory=dict)
@@ -182,7 +187,8 @@ class PollHistory:
     def _row(self, result: Any, *, ok: bool, error: str | None = None) -> dict[str, Any]:
         finished = now_utc()
         rows = {t: n - self.rows.get(t, 0) for t, n in result.rows.items()}
-        now_http = stats_for(self.source).as_dict()
+        with scope(self.source, self.account):
+            now_http = stats_for(self.source).as_dict()
         http = {k: v - self.http.get(k, 0) for k, v in now_http.items()}
         polls, failed = result.polls - self.polls, result.failed_polls - self.failed
         new_errors = result.poll_errors[self.errors :]

@@ -124,19 +124,20 @@ def read_newest_first(path: Path | None = None) -> Iterator[dict[str, Any]]:
 
 
 def last_runs(
-    sources: Iterable[str], path: Path | None = None
-) -> dict[str, tuple[dict | None, dict | None]]:
-    """Per source: (its newest run, its newest successful run), from the journal."""
+    sources: Iterable[str | tuple[str, str]], path: Path | None = None
+) -> dict[Any, tuple[dict | None, dict | None]]:
+    """Per source, or per ``(source, account)``: (its newest run, its newest successful run),
+    from the journal. A row written before accounts is the account ``default``'s."""
     wanted = set(sources)
-    last: dict[str, dict] = {}
-    last_ok: dict[str, dict] = {}
+    last: dict[Any, dict] = {}
+    last_ok: dict[Any, dict] = {}
     for row in read_newest_first(path):
         source = row.get("source")
-        if source not in wanted:
-            continue
-        last.setdefault(source, row)
-        if row.get("status") == "ok":
-            last_ok.setdefault(source, row)
+        keys = [k for k in (source, (source, row.get("account") or "default")) if k in wanted]
+        for key in keys:
+            last.setdefault(key, row)
+            if row.get("status") == "ok":
+                last_ok.setdefault(key, row)
         if len(last_ok) == len(wanted):
             break
     return {s: (last.get(s), last_ok.get(s)) for s in wanted}

@@ -58,6 +58,7 @@ def _load_lock(path: Path, wait_s: float) -> Iterator[bool]:
 RUN_COLUMNS: dict[str, str] = {
     "run_id": "text",
     "source": "text",
+    "account": "text",
     "command": "text",
     "started_at": "timestamp",
     "finished_at": "timestamp",
@@ -97,6 +98,7 @@ def _flat(row: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     tables = [dict(t, run_id=row["run_id"]) for t in row.get("tables") or ()]
     warnings = row.get("warnings") or []
     run = {name: row.get(name) for name in RUN_COLUMNS}
+    run["account"] = run["account"] or "default"  # a row journaled before accounts
     run["warning_count"] = len(warnings)
     run["warnings"] = "\n".join(warnings) if warnings else None
     run["rows_loaded"] = sum(t.get("rows") or 0 for t in tables)

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 
 from pipelines.report.axes import DAY_MS, count_axis, day_axis, outliers_apart, steps, time_axis
 from pipelines.report.data import Rows, iso, number
-from pipelines.report.solarknock import Funnel, Leaderboard
+from pipelines.report.solarknock import Funnel, Leaderboard, Offices
 
 OK, FAILED = "#2e7d32", "#c62828"
 STAGES = ("knocks", "leads", "appointments")
@@ -218,6 +218,32 @@ def funnel_totals(funnel: Funnel) -> Chart:
         title,
         layout(fig, 280, xaxis={"tickformat": ",d"}),
         note="Percentages are of the first stage shown.",
+    )
+
+
+def offices(data: Offices) -> Chart:
+    """Each org's live knocks, leads and appointments, side by side (grouped bars)."""
+    chart_id, title = "sk-offices", "Offices side by side: live knocks, leads, appointments"
+    labels = sorted(data.counts)
+    if len(labels) < 2:
+        return no_data(chart_id, title, "One SolarKnock org only.")
+    fig = go.Figure(
+        [
+            go.Bar(
+                name=stage,
+                x=labels,
+                y=[data.counts[label].get(stage, 0) for label in labels],
+                hovertemplate=f"%{{x}}: %{{y:,d}} {stage}<extra></extra>",
+            )
+            for stage in ("knocks", "leads", "appointments")
+        ]
+    )
+    fig.update_layout(barmode="group")
+    return Chart(
+        chart_id,
+        title,
+        layout(fig, 320, yaxis={"tickformat": ",d"}),
+        note="One group per org (its name and the account that reads it); live rows only.",
     )
 
 

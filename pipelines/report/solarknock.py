@@ -119,6 +119,51 @@ def funnel_by_week(query: Query) -> Funnel:
     return funnel
 
 
+@dataclass
+class Offices:
+    """Live rows per stage of each org (label: the org's name and account), when the warehouse
+    holds more than one org (docs/accounts.md)."""
+
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # org label -> stage -> n
+
+
+def offices(query: Query) -> Offices:
+    """Knocks, leads and appointments (live rows) of each org, side by side."""
+    result = Offices()
+    orgs = query.columns("solarknock.org")
+    if ORG not in orgs:
+        return result
+    name = "name" if "name" in orgs else ORG
+    account = "account" if "account" in orgs else ORG
+    labels = {
+        str(r["org"]): f"{r['name'] or r['org']} ({r['account']})"
+        for r in query(
+            f"SELECT CAST({q(ORG)} AS VARCHAR) AS org, CAST({q(name)} AS VARCHAR) AS name, "
+            f"CAST({q(account)} AS VARCHAR) AS account FROM solarknock.org",
+            needs=["solarknock.org"],
+        )
+    }
+    if len(labels) < 2:
+        return result
+    for stage, relation in STAGES.items():
+        columns = query.columns(relation)
+        if ORG not in columns:
+            continue
+        where = live(columns).removeprefix(" AND ")
+        rows = query(
+            f"SELECT CAST({q(ORG)} AS VARCHAR) AS org, count(*) AS n FROM {relation}"
+            + (f" WHERE {where}" if where else "")
+            + " GROUP BY 1",
+            needs=[relation],
+        )
+        for row in rows:
+            label = labels.get(str(row["org"]), str(row["org"]))
+            result.counts.setdefault(label, {})[stage] = int(row["n"])
+    for label in labels.values():
+        result.counts.setdefault(label, {})
+    return result
+
+
 def _date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
@@ -165,7 +210,7 @@ def rep_names(query: Query) -> dict[str, str]:
     else:
         return {}
     rows = query(
-        f"SELECT CAST({q(ident)} AS VARCHAR) AS id, {expr} AS name FROM {USERS}",
+        f"SELECT {rep_key(query, USERS, ident)} AS id, {expr} AS name FROM {USERS}",
         needs=[USERS],
     )
     names = {r["id"]: str(r["name"] or "").strip() for r in rows if r["id"] is not None}
@@ -219,10 +264,30 @@ def populated(query: Query, relation: str, columns: dict[str, str]) -> set[str]:
     return {c for i, c in enumerate(names) if rows and rows[0][f"c{i}"]}
 
 
+ORG = "org_id"
+
+
+def several_orgs(query: Query, relation: str) -> bool:
+    """Whether ``relation`` holds the rows of more than one org (docs/accounts.md): then a rep
+    is an org's user, ``<org_id>/<user_id>`` (two orgs' user ids may be the same)."""
+    if ORG not in query.columns(relation):
+        return False
+    rows = query(f"SELECT count(DISTINCT {q(ORG)}) AS n FROM {relation}", needs=[relation])
+    return bool(rows) and int(rows[0]["n"] or 0) > 1
+
+
+def rep_key(query: Query, relation: str, user: str) -> str:
+    """The SQL of a rep's key in ``relation``: the user id, with its org when several."""
+    ident = f"CAST({q(user)} AS VARCHAR)"
+    if several_orgs(query, relation):
+        return f"concat(CAST({q(ORG)} AS VARCHAR), '/', {ident})"
+    return ident
+
+
 def _per_rep(query: Query, relation: str, user: str, exprs: dict[str, str], where: str) -> list:
     selected = ", ".join(f"{expr} AS {measure}" for measure, expr in exprs.items())
     return query(
-        f"SELECT CAST({q(user)} AS VARCHAR) AS user_id, {selected} FROM {relation} "
+        f"SELECT {rep_key(query, relation, user)} AS user_id, {selected} FROM {relation} "
         f"WHERE {q(user)} IS NOT NULL{where} GROUP BY 1",
         needs=[relation],
     )

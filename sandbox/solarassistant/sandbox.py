@@ -55,8 +55,12 @@ class SolarAssistantSandbox(LoopbackSandbox):
         cloud_port: int = 0,
         proxy_port: int = 0,
         cert_dir: str | None = None,
+        cert: SelfSignedCert | None = None,
     ) -> None:
+        """``cert``: the proxy serves this certificate (e.g. another sandbox's, so one CA
+        bundle trusts both: two accounts' proxies) instead of a new one per start."""
         super().__init__()
+        self._given_cert = cert
         self.api_token = api_token
         self.account, self.sites, self.people, self.orgs, self._org_users_rows = generate(
             seed, sites, org_users
@@ -91,7 +95,7 @@ class SolarAssistantSandbox(LoopbackSandbox):
     def start(self) -> SolarAssistantSandbox:
         if not self._proxy.running:  # a new certificate for every start of the proxy
             cert_dir = self._cert_dir or tempfile.mkdtemp(prefix="sa-sandbox-")
-            self.cert = self._proxy.cert = SelfSignedCert.create(
+            self.cert = self._proxy.cert = self._given_cert or SelfSignedCert.create(
                 cert_dir, name="solarassistant-proxy"
             )
         return super().start()

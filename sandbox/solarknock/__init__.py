@@ -16,7 +16,8 @@ Modules: ``data`` (seeded generator, attachment bytes), ``pools`` (values), ``st
 (sorted in-memory tables, paging, late visibility, mutations), ``params`` (query validation,
 cursors), ``ratelimit`` (fixed windows + sliding burst cap), ``server`` (routes, auth,
 faults, envelopes), ``sandbox`` (the public class); the HTTP plumbing, lifecycle, request log
-and ``/__admin`` are ``sandbox.common``'s. Run standalone: ``python -m sandbox solarknock``.
+and ``/__admin`` are ``sandbox.common``'s. ``orgs``: several orgs behind one server, each
+key scoped to its own org (``SolarKnockOrgs``). Run standalone: ``python -m sandbox solarknock``.
 """
 
 from sandbox.solarknock.data import (
@@ -26,6 +27,7 @@ from sandbox.solarknock.data import (
     attachment_bytes,
     attachment_sha256,
 )
+from sandbox.solarknock.orgs import SolarKnockOrgs
 from sandbox.solarknock.sandbox import RequestInfo, SolarKnockSandbox
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "ENDPOINTS",
     "KEY_FIELDS",
     "RequestInfo",
+    "SolarKnockOrgs",
     "SolarKnockSandbox",
     "attachment_bytes",
     "attachment_sha256",

@@ -242,14 +242,21 @@ class Generator:
     """
 
     def __init__(
-        self, seed: int, counts: dict[str, int], anchor_ms: int, url_base: str = URL_PLACEHOLDER
+        self,
+        seed: int,
+        counts: dict[str, int],
+        anchor_ms: int,
+        url_base: str = URL_PLACEHOLDER,
+        org_id: str | None = None,
     ) -> None:
         self.seed = seed
         self.counts = counts
         self.anchor_ms = anchor_ms
         self.url_base = url_base
         r = self.rng("org")
-        self.org_id = uuid_like(r)
+        generated = uuid_like(r)
+        #: ``org_id`` given: another org whose rows are this seed's (same record ids)
+        self.org_id = org_id or generated
         self.user_ids: list[str] = []
         self.closer_ids: list[str] = []
         self.counties: list[tuple[str, str, str, float, float]] = list(

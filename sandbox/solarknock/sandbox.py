@@ -103,7 +103,12 @@ class SolarKnockSandbox(LoopbackSandbox):
         host: str = "127.0.0.1",
         port: int = 0,
         anchor: datetime | None = None,
+        org_id: str | None = None,
+        listener: Listener | None = None,
     ) -> None:
+        """``org_id``: the org's id instead of the seed's (two orgs with one seed have the
+        same record ids); ``listener``: a server shared with other orgs
+        (:class:`~sandbox.solarknock.orgs.SolarKnockOrgs`) instead of one of its own."""
         merged = dict(DEFAULT_COUNTS)
         for name, n in (counts or {}).items():
             name = _normalize(name)
@@ -117,9 +122,11 @@ class SolarKnockSandbox(LoopbackSandbox):
         self._code = api_key[3:] if api_key.startswith("sk_") else api_key
         if not self._code:
             raise ValueError("api_key must be non-empty")
-        self._http = Listener(Handler, self, host=host, port=port, name="solarknock-sandbox")
+        self._http = listener or Listener(
+            Handler, self, host=host, port=port, name="solarknock-sandbox"
+        )
         anchor_ms = default_anchor_ms() if anchor is None else ms_of(anchor.astimezone(UTC))
-        self._store = Store(Generator(seed, merged, anchor_ms))
+        self._store = Store(Generator(seed, merged, anchor_ms, org_id=org_id))
         self.counts = merged
         self._skew = 0.0
         self._visibility_delay = 0.0

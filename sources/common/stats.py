@@ -1,9 +1,15 @@
-"""Request counters per source, read by the CLI's end-of-run summary."""
+"""Request counters per source and account, read by the CLI's end-of-run summary.
+
+``stats_for("solarknock")`` is the counters of the account the calling thread runs
+(``sources.common.accounts.scope``); the single-account configuration's are the source's own.
+"""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+
+from sources.common import accounts
 
 
 @dataclass
@@ -34,10 +40,16 @@ _stats: dict[str, HttpStats] = {}
 _stats_lock = threading.Lock()
 
 
+def _key(source: str) -> str:
+    account = accounts.current(source)
+    return source if account == accounts.DEFAULT else f"{source}/{account}"
+
+
 def stats_for(source: str) -> HttpStats:
-    """Process-wide request counters of one source (read by the CLI's run summary)."""
+    """Process-wide request counters of one source, for the account this thread runs (read by
+    the CLI's run summary)."""
     with _stats_lock:
-        return _stats.setdefault(source, HttpStats())
+        return _stats.setdefault(_key(source), HttpStats())
 
 
 def reset_stats(source: str | None = None) -> None:
@@ -45,4 +57,4 @@ def reset_stats(source: str | None = None) -> None:
         if source is None:
             _stats.clear()
         else:
-            _stats.pop(source, None)
+            _stats.pop(_key(source), None)

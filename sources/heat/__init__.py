@@ -8,24 +8,32 @@ Tables (key; write disposition):
 
 * ``sites``: current state per site: ``site_name``, ``is_online``, ``reported_at``,
   ``last_seen_at`` (the last snapshot that listed it), plus any new site field as a nullable
-  column (``site_id``; merge).
+  column (``account, site_id``; merge).
 * ``site_status_history``: ``is_online``, ``reported_at`` of every site in every snapshot
-  (``site_id, snapshot_at``; merge, so a re-loaded package adds nothing twice).
-* ``snapshots``: one row per snapshot, ``sites_listed`` (``snapshot_at``; merge): a snapshot
-  that listed no site at all is known too, so a site missing from it counts as missing.
+  (``account, site_id, snapshot_at``; merge, so a re-loaded package adds nothing twice).
+* ``snapshots``: one row per snapshot, ``sites_listed`` (``account, snapshot_at``; merge): a
+  snapshot that listed no site at all is known too, so a site missing from it counts as
+  missing.
 * ``schedule_entries``: one row version per (``site_id, asset, type, start_at``) with
   ``end_at``, ``value`` and validity ``_dlt_valid_from`` / ``_dlt_valid_to`` (snapshot
-  instants; NULL = still active) (``entry_hash``, a hash of those six fields only; scd2). A
+  instants; NULL = still active) (``entry_hash``, a hash of those six fields only, and of the
+  account's name for a named account; scd2, scoped to the account's sites). A
   changed entry retires its old version; a cleared schedule (empty ``entries``, or no schedules
   at all) retires its rows; a site missing from a snapshot keeps its rows untouched. Other
   fields (e.g. one the API adds) are stored on the versions written from then on and never
   make a version by themselves.
 * ``assets``: one row per (``site_id, asset_kind``) with rated limits, capacity and the latest
-  readings, ``last_seen_at`` (``site_id, asset_kind``; merge). A new asset kind is new rows.
+  readings, ``last_seen_at`` (``account, site_id, asset_kind``; merge). A new asset kind is
+  new rows.
 * ``asset_readings``: the readings (every asset field that is not its id, type, a
-  ``rated*`` limit or its capacity) per snapshot (``site_id, asset_kind, snapshot_at``; merge).
+  ``rated*`` limit or its capacity) per snapshot (``account, site_id, asset_kind,
+  snapshot_at``; merge).
 
 No cursors: the API only shows what is true now; the history is what these tables keep.
+
+Every row carries ``account`` (the configured account: docs/accounts.md) and every key starts
+with it: a site two keys see is kept once per account, each account's tables equal what its
+key sees (the analytics views show such a site once).
 """
 
 from __future__ import annotations
@@ -44,7 +52,7 @@ from dlt.common.configuration.inject import with_config
 from dlt.common.pipeline import PipelineContext
 from dlt.sources import DltResource
 
-from sources.common import ConfigurationError, stats_for
+from sources.common import ConfigurationError, accounts, stats_for
 from sources.common.clients import ClientCache
 from sources.common.columns import known_columns
 from sources.heat.client import HeatClient
@@ -91,18 +99,22 @@ class Table(NamedTuple):
 
 def tables() -> dict[str, Table]:
     """The resources, in this order (see the module docstring for what each holds); read when
-    the source is called, so the hints are the module's at that moment."""
+    the source is called, so the hints are the module's at that moment. Every key starts with
+    the ``account`` column."""
+    key = accounts.keyed
     return {
-        "sites": Table("site_rows", "site_id", SITE_COLUMNS),
-        "site_status_history": Table("status_rows", ["site_id", "snapshot_at"], STATUS_COLUMNS),
-        "snapshots": Table("snapshot_rows", "snapshot_at", SNAPSHOT_COLUMNS),
+        "sites": Table("site_rows", key("site_id"), SITE_COLUMNS),
+        "site_status_history": Table(
+            "status_rows", key(["site_id", "snapshot_at"]), STATUS_COLUMNS
+        ),
+        "snapshots": Table("snapshot_rows", key("snapshot_at"), SNAPSHOT_COLUMNS),
         # scd2: a version per entry_hash
         "schedule_entries": Table(
             "schedule_rows", None, SCHEDULE_COLUMNS, SCHEDULE_WRITE_DISPOSITION
         ),
-        "assets": Table("asset_rows", ["site_id", "asset_kind"], ASSET_COLUMNS),
+        "assets": Table("asset_rows", key(["site_id", "asset_kind"]), ASSET_COLUMNS),
         "asset_readings": Table(
-            "reading_rows", ["site_id", "asset_kind", "snapshot_at"], READING_COLUMNS
+            "reading_rows", key(["site_id", "asset_kind", "snapshot_at"]), READING_COLUMNS
         ),
     }
 
@@ -149,14 +161,18 @@ def heat(
         )
     client.use_stats(stats_for(SOURCE_NAME))
     client.health()  # down: raise before anything is extracted
-    snapshot = Snapshot(client, int(concurrency))
+    account = accounts.current(SOURCE_NAME)
+    snapshot = Snapshot(client, int(concurrency), account)
     return [
-        dlt.resource(
-            _generator(getattr(snapshot, table.rows)),
-            name=name,
-            write_disposition=copy.deepcopy(table.write_disposition),
-            primary_key=copy.deepcopy(table.primary_key),
-            columns=copy.deepcopy(table.columns),
+        accounts.stamped(
+            dlt.resource(
+                _generator(getattr(snapshot, table.rows)),
+                name=name,
+                write_disposition=copy.deepcopy(table.write_disposition),
+                primary_key=copy.deepcopy(table.primary_key),
+                columns={**copy.deepcopy(table.columns), **accounts.columns(accounts.COLUMN)},
+            ),
+            {accounts.COLUMN: account},
         )
         for name, table in tables().items()
     ]
@@ -217,9 +233,12 @@ class Snapshot:
     """What one call of the source saw: the site list and the site details, each read once
     and shared by the tables, all stamped with one instant."""
 
-    def __init__(self, client: HeatClient, concurrency: int) -> None:
+    def __init__(
+        self, client: HeatClient, concurrency: int, account: str = accounts.DEFAULT
+    ) -> None:
         self.client = client
         self.concurrency = concurrency
+        self.account = account
         self._called_at = pendulum.now("UTC")
         self._at: datetime | None = None
         self._sites: list[dict[str, Any]] | None = None
@@ -281,7 +300,7 @@ class Snapshot:
         for site in self.sites():
             # a list without the site's schedules: its detail (read anyway) may have them
             detail = self._detail(site["siteId"]) if site.get("schedules") is None else None
-            rows.extend(with_entry_hash(r) for r in schedule_rows(site, detail))
+            rows.extend(with_entry_hash(r, self.account) for r in schedule_rows(site, detail))
         _upgrade_entry_hashes()
         yield from self._emit("schedule_entries", rows, markers=sum("asset" not in r for r in rows))
 

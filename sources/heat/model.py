@@ -19,6 +19,7 @@ from typing import Any
 
 from dlt.common.data_types.type_helpers import coerce_value, py_type_to_sc_type
 
+from sources.common.accounts import DEFAULT
 from sources.heat.settings import (
     ASSET_RENAMED_FIELDS,
     ASSET_STATIC_FIELDS,
@@ -149,18 +150,25 @@ def _canonical(row: dict[str, Any]) -> None:
     row.update(_numbers_as_float(row))
 
 
-def with_entry_hash(row: dict[str, Any]) -> dict[str, Any]:
+def with_entry_hash(row: dict[str, Any], account: str = DEFAULT) -> dict[str, Any]:
     """The row with its scd2 row version, ``entry_hash`` (see :func:`entry_hash`)."""
-    return {**row, ENTRY_HASH_COLUMN: entry_hash(row)}
+    return {**row, ENTRY_HASH_COLUMN: entry_hash(row, account)}
 
 
-def entry_hash(row: Mapping[str, Any]) -> str:
+def entry_hash(row: Mapping[str, Any], account: str = DEFAULT) -> str:
     """The scd2 row version of a ``schedule_entries`` row: a hash of its ``site_id, asset,
     type, start_at, end_at, value`` only (``ENTRY_HASH_FIELDS``), so a field the API adds to
     unchanged entries makes no new version. The same for a row as extracted and as read back
     from the warehouse (timestamps in UTC, numbers as floats), which is how the rows of a
-    warehouse written before this hash get theirs (:mod:`sources.heat.upgrade`)."""
+    warehouse written before this hash get theirs (:mod:`sources.heat.upgrade`).
+
+    A named account's hash covers its name too: a site two keys see has its own versions in
+    each account (dlt's scd2 matches versions by this hash across the whole table). The
+    default account's hash is the six fields alone, as before accounts, so the versions an
+    existing warehouse holds keep matching."""
     parts = [_hash_part(row.get(name)) for name in ENTRY_HASH_FIELDS]
+    if account != DEFAULT:
+        parts.insert(0, account)
     text = json.dumps(parts, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 

@@ -112,7 +112,11 @@ ENTRY_HASH_VERSION = 1
 #: only sites with a marker row in the load can have rows retired, so a site missing from a
 #: snapshot keeps its schedule, and a site present with no entries has them all retired
 SCHEDULE_MARKER_FILTER = "asset IS NOT NULL"
-SCHEDULE_SCOPE = "{table}.site_id IN (SELECT site_id FROM {staging_table})"
+#: ... of the account loading (a package holds one account's snapshot: docs/accounts.md)
+SCHEDULE_SCOPE = (
+    "{table}.account IN (SELECT account FROM {staging_table}) "
+    "AND {table}.site_id IN (SELECT site_id FROM {staging_table})"
+)
 SCHEDULE_WRITE_DISPOSITION: dict[str, Any] = {
     "disposition": "merge",
     "strategy": "scd2",

@@ -1,25 +1,32 @@
 """SolarAssistant source (dataset ``solarassistant``): the cloud API's account, sites and
 members, and metric snapshots of every site through the cloud proxy.
 
+Every row carries ``account`` (the configured account: docs/accounts.md) and every key starts
+with it: a site shared between two accounts is kept once per account, each account's tables
+equal what its token sees (the analytics views show such a site once). What was a ``replace``
+before accounts replaces the account's own rows only (a merge by ``account``).
+
 Tables (key; write disposition):
 
-* ``users``: the current user (``id``; replace).
+* ``users``: the current user (``account, id``; replaced per account).
 * ``sites``: every site of the account, the list row merged with the site's details
-  (``owner__*``, ``organization__*`` and any extra field the API gives) (``id``; replace).
-* ``site_members``: who has access to each site and with which role (``site_id, user_id``;
-  merge by site): each site whose members were listed (``GET /sites/:id/users``, else the
-  ``users`` of the site's details) replaces its rows, so a removed member disappears; a site
-  whose members could not be read keeps its rows; a site that left the account loses them.
-* ``organizations``: the organizations the sites belong to (``id``; merge).
-* ``org_users``: the organization's users, ``offset``/``limit`` paging (``id``; replace). An
-  account without an organization gets an error from the API: the table is skipped with a
-  warning, the run goes on.
-* ``metrics``: one row per ``site_id, topic, polled_at`` (append): ``device``, ``group``,
+  (``owner__*``, ``organization__*`` and any extra field the API gives) (``account, id``;
+  replaced per account).
+* ``site_members``: who has access to each site and with which role (``account, site_id,
+  user_id``; merge by account and site): each site whose members were listed (``GET
+  /sites/:id/users``, else the ``users`` of the site's details) replaces its rows, so a removed
+  member disappears; a site whose members could not be read keeps its rows; a site that left
+  the account loses them.
+* ``organizations``: the organizations the sites belong to (``account, id``; merge).
+* ``org_users``: the organization's users, ``offset``/``limit`` paging (``account, id``;
+  replaced per account). An account without an organization gets an error from the API: the
+  table is skipped with a warning, the run goes on.
+* ``metrics``: one row per ``account, site_id, topic, polled_at`` (append): ``device``, ``group``,
   ``name``, ``unit``, ``number``, and the value as ``value_number`` (numbers, booleans as 1/0,
   numeric strings), ``value_text`` (always, as the API sent it) and ``value_type``
   (``number``/``string``/``boolean``/``null``/``json``). ``polled_at`` is the instant the poll
   started (UTC), the same for every row of a poll: the API's rows carry no timestamp.
-* ``metric_polls``: one row per ``site_id, polled_at`` (append): ``status`` ``ok``/``offline``/
+* ``metric_polls``: one row per ``account, site_id, polled_at`` (append): ``status`` ``ok``/``offline``/
   ``error``, ``reason``, ``http_status``, ``metric_count``, ``authorized`` (a new site token was
   obtained), ``duration_ms``, ``timezone`` (the site's configured time zone, for daily views).
   Offline sites never fail the run, nor does a failing site while another site answers; a poll
@@ -45,7 +52,7 @@ import pendulum
 from dlt.common.configuration.inject import with_config
 from dlt.sources import DltResource
 
-from sources.common import ConfigurationError, SolarsyncError, redact, stats_for
+from sources.common import ConfigurationError, SolarsyncError, accounts, redact, stats_for
 from sources.common.clients import ClientCache
 from sources.solarassistant.client import SolarAssistantClient, forget_site_tokens
 from sources.solarassistant.metrics import poll_errors, poll_sites
@@ -76,6 +83,11 @@ RESOURCE_NAMES = (
     "metric_polls",
 )
 T = TypeVar("T")
+#: a table replaced per account: the account's rows go, the new ones come
+PER_ACCOUNT: dict[str, Any] = {
+    "write_disposition": {"disposition": "merge", "strategy": "delete-insert"},
+    "merge_key": accounts.COLUMN,
+}
 
 #: clients by their settings: the polls of one process share sessions (and TLS connections)
 _CLIENTS: ClientCache[SolarAssistantClient] = ClientCache()
@@ -175,11 +187,15 @@ def solarassistant(
     selected = _once(lambda: select(site_list(), wanted))
     poll = _once(lambda: poll_sites(client, selected(), topic_globs, concurrency, polled_at))
 
-    @dlt.resource(name="users", write_disposition="replace", primary_key="id")
+    account = accounts.current(SOURCE_NAME)
+    key = accounts.keyed
+    stamp = accounts.columns(accounts.COLUMN)
+
+    @dlt.resource(name="users", primary_key=key("id"), columns=stamp, **PER_ACCOUNT)
     def users() -> Iterator[dict[str, Any]]:
         yield _compact(client.user())
 
-    @dlt.resource(name="sites", write_disposition="replace", primary_key="id")
+    @dlt.resource(name="sites", primary_key=key("id"), columns=stamp, **PER_ACCOUNT)
     def sites_() -> Iterator[list[dict[str, Any]]]:
         found = details()
         yield [_site_row(row, found.get(int(row["id"]))) for row in site_list()]
@@ -187,9 +203,9 @@ def solarassistant(
     @dlt.resource(
         name="site_members",
         write_disposition={"disposition": "merge", "strategy": "delete-insert"},
-        primary_key=("site_id", "user_id"),
-        merge_key="site_id",
-        columns=SITE_MEMBERS_COLUMNS,
+        primary_key=key(("site_id", "user_id")),
+        merge_key=key("site_id"),
+        columns={**SITE_MEMBERS_COLUMNS, **stamp},
     )
     def site_members() -> Iterator[list[dict[str, Any]]]:
         state = dlt.current.resource_state()
@@ -213,7 +229,9 @@ def solarassistant(
         state["site_ids"] = sorted(kept)
         yield rows
 
-    @dlt.resource(name="organizations", write_disposition="merge", primary_key="id")
+    @dlt.resource(
+        name="organizations", write_disposition="merge", primary_key=key("id"), columns=stamp
+    )
     def organizations() -> Iterator[list[dict[str, Any]]]:
         orgs: dict[Any, dict[str, Any]] = {}
         for detail in details().values():
@@ -222,7 +240,7 @@ def solarassistant(
                 orgs[org["id"]] = org
         yield list(orgs.values())
 
-    @dlt.resource(name="org_users", write_disposition="replace", primary_key="id")
+    @dlt.resource(name="org_users", primary_key=key("id"), columns=stamp, **PER_ACCOUNT)
     def org_users() -> Iterator[list[dict[str, Any]]]:
         pages = 0
         try:
@@ -249,8 +267,8 @@ def solarassistant(
     @dlt.resource(
         name="metrics",
         write_disposition="append",
-        primary_key=("site_id", "topic", "polled_at"),
-        columns=METRICS_COLUMNS,
+        primary_key=key(("site_id", "topic", "polled_at")),
+        columns={**METRICS_COLUMNS, **stamp},
     )
     def metrics() -> Iterator[Any]:
         for result in poll():
@@ -260,8 +278,8 @@ def solarassistant(
     @dlt.resource(
         name="metric_polls",
         write_disposition="append",
-        primary_key=("site_id", "polled_at"),
-        columns=METRIC_POLLS_COLUMNS,
+        primary_key=key(("site_id", "polled_at")),
+        columns={**METRIC_POLLS_COLUMNS, **stamp},
     )
     def metric_polls() -> Iterator[list[dict[str, Any]]]:
         results = poll()
@@ -296,7 +314,18 @@ def solarassistant(
         dlt.current.resource_state("metric_polls")["last_sync"] = {"errors": errors}
         yield [{**r.record(polled_at), "timezone": zone_of(r)} for r in results]
 
-    return [users, sites_, site_members, organizations, org_users, metrics, metric_polls]
+    return [
+        accounts.stamped(resource, {accounts.COLUMN: account})
+        for resource in (
+            users,
+            sites_,
+            site_members,
+            organizations,
+            org_users,
+            metrics,
+            metric_polls,
+        )
+    ]
 
 
 # --------------------------------------------------------------------------- helpers

@@ -332,6 +332,7 @@ class SolarAssistantClient:
                     hints=PROXY_HINTS,
                     **self._proxy_options,
                 )
+                client.stats = self.api.stats  # the account's counters, from any thread
                 self._proxies[base] = client
         return client
 

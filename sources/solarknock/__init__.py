@@ -1,18 +1,22 @@
 """SolarKnock Reporting API source (dataset ``solarknock``).
 
+Every row carries ``org_id`` (the org of the key, from ``GET /org``) and ``account`` (the
+configured account, docs/accounts.md), and every key starts with ``org_id``: two orgs' ids may
+be the same, their rows never merge.
+
 Tables (key; cursor; write disposition):
 
-* ``org``: the organisation behind the key (``id``; none; merge, loaded when it changed). Invite
-  codes are keys and are never loaded.
-* ``users``, ``knocks``, ``leads``, ``appointments``: (``id``; ``updated_at``; merge)
-* ``daily_stats``, ``app_opens``: (``user_id, date``; ``updated_at``; merge)
-* ``counties``: (``county_fips``; ``updated_at``; merge)
+* ``org``: the organisation behind the key (``org_id``; none; merge: one row per org, loaded
+  when it changed). Invite codes are keys and are never loaded.
+* ``users``, ``knocks``, ``leads``, ``appointments``: (``org_id, id``; ``updated_at``; merge)
+* ``daily_stats``, ``app_opens``: (``org_id, user_id, date``; ``updated_at``; merge)
+* ``counties``: (``org_id, county_fips``; ``updated_at``; merge)
 * nested lists (``actions_taken``, ``attachments``, ``knock_timestamps``) stay in their row as
   JSON columns; the ``analytics`` views expose them as bridge views and text.
 * the documented fields the views read are declared with their types
   (``settings.KNOCK_COLUMNS`` etc.): they exist from the first load, and a value of another kind
   (an object where a number is documented) lands in ``<name>__v_<type>``.
-* ``lead_attachments``: (``lead_id, file_id``; the leads' window; merge) the files of the leads
+* ``lead_attachments``: (``org_id, lead_id, file_id``; the leads' window; merge) the files of the leads
   copied into a blob store, with ``blob_path``, ``sha256`` and a ``status``
   (``sources.solarknock.attachments``; off with ``attachments.enabled = false``). Files follow
   their leads: a backfill of ``leads`` (``--resource leads``) also runs ``lead_attachments``
@@ -41,8 +45,9 @@ from dlt.common.configuration.inject import with_config
 from dlt.sources import DltResource
 
 from sources.common import ApiError, ConfigurationError
+from sources.common import accounts as account_columns
 from sources.common.arrow import PageConverter
-from sources.common.columns import known_columns
+from sources.common.columns import column, known_columns
 from sources.solarknock.attachments import AttachmentsConfig, attachment_resources
 from sources.solarknock.client import SolarKnockClient, Window, iso, parse_ts
 from sources.solarknock.settings import (
@@ -52,6 +57,7 @@ from sources.solarknock.settings import (
     DEFAULT_PAGE_SIZE,
     LIST_COLUMN_HINTS,
     LIST_ENDPOINTS,
+    ORG_ID_COLUMN,
     SOURCE_NAME,
     TIMESTAMP_COLUMNS,
     ListEndpoint,
@@ -60,6 +66,10 @@ from sources.solarknock.settings import (
 logger = logging.getLogger("solarsync.solarknock")
 
 RESOURCE_NAMES = ("org", *(e.name for e in LIST_ENDPOINTS))
+#: every table the source may load, attachments enabled or not
+TABLES = (*RESOURCE_NAMES, ATTACHMENTS_TABLE)
+#: the account columns of every row (``org_id`` first in every key)
+ACCOUNT_COLUMNS = (ORG_ID_COLUMN, account_columns.COLUMN)
 
 
 @with_config(sections=("sources", SOURCE_NAME))
@@ -145,8 +155,21 @@ def solarknock(
             hint="swap the dates",
         )
 
+    account = account_columns.current(SOURCE_NAME)
+
+    def stamp() -> dict[str, str]:
+        return {ORG_ID_COLUMN: client.org_id(account), account_columns.COLUMN: account}
+
     @dlt.resource(
-        name="org", write_disposition="merge", primary_key="id", columns=TIMESTAMP_COLUMNS
+        name="org",
+        write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+        primary_key=[ORG_ID_COLUMN],
+        # name: analytics.solarknock_orgs labels the offices with it
+        columns={
+            **TIMESTAMP_COLUMNS,
+            "name": column("text"),
+            **account_columns.columns(*ACCOUNT_COLUMNS),
+        },
     )
     def org() -> Iterator[dict[str, Any]]:
         """The org's row when it changed since the last load (a run that changed nothing loads
@@ -171,11 +194,18 @@ def solarknock(
         resources.append(
             _list_resource(client, endpoint, paths[endpoint.name], lookback_seconds, floor, bounds)
         )
+    resources = [account_columns.stamped(r, stamp) for r in resources]
     if attachments is None or attachments.enabled:
         leads = next(r for r in resources if r.name == "leads")
-        resources += attachment_resources(
-            client, leads, attachments, max_attempts=max_attempts, backoff_factor=backoff_factor
+        files = attachment_resources(
+            client,
+            leads,
+            attachments,
+            max_attempts=max_attempts,
+            backoff_factor=backoff_factor,
+            account=account,
         )
+        resources += [account_columns.stamped(r, stamp) for r in files]
     return resources
 
 
@@ -202,7 +232,11 @@ def _list_resource(
 ) -> DltResource:
     declared = copy.deepcopy(endpoint.columns)
     # a fresh copy per use: dlt writes into hint dicts
-    columns = {**copy.deepcopy(LIST_COLUMN_HINTS), **declared}
+    columns = {
+        **copy.deepcopy(LIST_COLUMN_HINTS),
+        **declared,
+        **account_columns.columns(*ACCOUNT_COLUMNS),
+    }
 
     def rows() -> Iterator[Any]:
         _, server_now = client.org_and_server_time()
@@ -238,7 +272,8 @@ def _list_resource(
             table = convert(page, not_null=key)
             if key != endpoint.keys[0] and first_page:
                 # the key found in the data differs from the declared one: say so every run
-                yield dlt.mark.with_hints(table, dlt.mark.make_hints(primary_key=list(key)))
+                hints = dlt.mark.make_hints(primary_key=account_columns.keyed(key, ORG_ID_COLUMN))
+                yield dlt.mark.with_hints(table, hints)
             else:
                 yield table
         logger.info("solarknock %s: %d rows in %s", endpoint.name, counts["rows"], window)
@@ -252,7 +287,7 @@ def _list_resource(
         rows,
         name=endpoint.name,
         write_disposition={"disposition": "merge", "strategy": "delete-insert"},
-        primary_key=list(endpoint.keys[0]),
+        primary_key=account_columns.keyed(endpoint.keys[0], ORG_ID_COLUMN),
         columns=columns,
     )
 
@@ -349,4 +384,12 @@ def check(
     return found
 
 
-__all__ = ["RESOURCE_NAMES", "backfill_followers", "check", "next_window", "solarknock"]
+__all__ = [
+    "ACCOUNT_COLUMNS",
+    "RESOURCE_NAMES",
+    "TABLES",
+    "backfill_followers",
+    "check",
+    "next_window",
+    "solarknock",
+]

@@ -163,6 +163,13 @@ class SolarKnockClient:
             self._org = (clean, server_time(response))
         return self._org
 
+    def org_id(self, fallback: str) -> str:
+        """The id of the key's org (``GET /org``, read once); ``fallback`` (the account's name)
+        for a server without ``/org``."""
+        org, _ = self.org_and_server_time()
+        value = (org or {}).get("id")
+        return str(value) if value not in (None, "") else fallback
+
     # -- lists ------------------------------------------------------------------------------
     def pages(
         self, path: str, window: Window, extra: Mapping[str, Any] | None = None

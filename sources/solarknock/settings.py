@@ -134,5 +134,9 @@ LIST_ENDPOINTS: tuple[ListEndpoint, ...] = (
     ListEndpoint("counties", "counties", keys=(("county_fips",), ("fips",), ("id",))),
 )
 
+#: the account columns on every row (sources.common.accounts, docs/accounts.md): the org of the
+#: key, first in every key (two orgs' ids may collide), and the configured account's name
+ORG_ID_COLUMN = "org_id"
+
 #: fields of /org that are secrets (invite codes are API keys): never loaded
 ORG_SECRET_FIELDS = ("invite_codes", "invite_code", "api_keys")

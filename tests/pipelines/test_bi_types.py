@@ -43,11 +43,11 @@ SOURCES = ("solarknock", "heat", "solarassistant", "tesla")
 READER = Path(__file__).resolve().parents[1] / "sqlalchemy_reader.py"
 #: every analytics view of the four sources and of the run history
 ANALYTICS_VIEWS = {
-    "knocks", "knock_actions", "leads", "lead_actions", "lead_attachments",
+    "solarknock_orgs", "knocks", "knock_actions", "leads", "lead_actions", "lead_attachments",
     "rep_daily_activity", "rep_daily_knock_times",
-    "heat_sites", "heat_site_availability", "heat_schedules_current", "heat_schedule_history",
+    "heat_site_accounts", "heat_sites", "heat_site_availability", "heat_schedules_current", "heat_schedule_history",
     "heat_assets_current",
-    "solarassistant_latest_metrics", "solarassistant_metrics", "solarassistant_energy_intervals",
+    "solarassistant_site_accounts", "solarassistant_latest_metrics", "solarassistant_metrics", "solarassistant_energy_intervals",
     "solarassistant_energy_daily", "solarassistant_site_status", "solarassistant_site_members",
     "tesla_energy_intervals", "tesla_energy_daily", "tesla_energy_daily_local",
     "tesla_gateway_states",

@@ -45,6 +45,16 @@ def test_demo_syncs_all_four_sandboxes(tmp_path: Path, capsys) -> None:
         runs = con.execute(
             "select source, count(*) filter (where ok) from analytics.sync_runs group by 1"
         ).fetchall()
-        assert dict(runs) == {"solarknock": 2, "heat": 2, "solarassistant": 1, "tesla": 4}
+        # SolarKnock: two offices (accounts default and south), two runs each
+        assert dict(runs) == {"solarknock": 4, "heat": 2, "solarassistant": 1, "tesla": 4}
+        offices = con.execute(
+            "select account, count(*) from analytics.knocks k "
+            "join analytics.solarknock_orgs o using (org_id, account) group by 1 order by 1"
+        ).fetchall()
+        assert [a for a, _ in offices] == ["default", "south"]
+        assert all(n > 1000 for _, n in offices)
     finally:
         con.close()
+    assert "the two offices side by side" in out
+    assert "solarknock (account south): ok" in out
+    assert 'Plotly.newPlot(                        "sk-offices"' in report.read_text()

@@ -14,10 +14,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: lowest first; a module may import its own layer and the layers before it
 LAYERS: list[tuple[str, ...]] = [
-    ("pipelines.settings", "pipelines.sync_state", "pipelines.results", "pipelines.registry"),
+    (
+        "pipelines.settings",
+        "pipelines.sync_state",
+        "pipelines.results",
+        "pipelines.registry",
+        "pipelines.accounts",
+    ),
     ("pipelines.views",),
     ("pipelines.destinations",),
-    ("pipelines.history", "pipelines.journal"),
+    ("pipelines.history", "pipelines.journal", "pipelines.upgrade"),
     ("pipelines.sync", "pipelines.poll", "pipelines.status"),
     ("pipelines.report",),
     ("pipelines.commands", "pipelines.demo", "pipelines.dagster_defs", "pipelines.cli"),

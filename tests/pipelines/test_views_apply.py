@@ -24,7 +24,8 @@ CREATE TABLE solarknock.leads AS SELECT
     '["qualified"]'::JSON AS actions_taken, '[]'::JSON AS attachments,
     TIMESTAMPTZ '2026-01-01 00:00:00+00' AS created_at,
     TIMESTAMPTZ '2026-01-02 00:00:00+00' AS updated_at,
-    NULL::TIMESTAMPTZ AS deleted_at, 'load1' AS _dlt_load_id;
+    NULL::TIMESTAMPTZ AS deleted_at, 'load1' AS _dlt_load_id,
+    'o1' AS org_id, 'default' AS account;  -- as upgraded for accounts (docs/accounts.md)
 """
 
 
@@ -79,9 +80,10 @@ def test_a_qualified_column_the_table_lacks_is_named_too(
     con = duckdb.connect(str(path))
     try:
         con.execute(
-            "CREATE SCHEMA solarknock; CREATE TABLE solarknock.users (id VARCHAR, name VARCHAR);"
+            "CREATE SCHEMA solarknock; CREATE TABLE solarknock.users (id VARCHAR, name VARCHAR, "
+            "org_id VARCHAR, account VARCHAR);"
             "CREATE TABLE solarknock.daily_stats (user_id VARCHAR, date DATE, "
-            "deleted_at TIMESTAMPTZ, knock_timestamps JSON)"
+            "deleted_at TIMESTAMPTZ, knock_timestamps JSON, org_id VARCHAR, account VARCHAR)"
         )
     finally:
         con.close()

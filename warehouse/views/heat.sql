@@ -9,7 +9,35 @@
 -- are snapshot instants (a version is known from the snapshot that first showed it until the
 -- first snapshot that no longer did; NULL = still shown).
 
+-- Accounts (docs/accounts.md): the raw tables keep a site once per account that sees it
+-- (column account, first in every key: each account's rows equal what its key sees). These
+-- views show a site ONCE: as its primary account sees it (analytics.heat_site_accounts: the
+-- account whose last snapshot listed it most recently; on a tie, the first by name), with
+-- account = that account and accounts = every account that sees the site.
+
 CREATE SCHEMA IF NOT EXISTS analytics;
+
+-- analytics.heat_site_accounts: one row per site: its primary account (whose rows the other
+-- heat_ views show), every account that sees it (accounts, comma-separated, by name) and
+-- how many (account_count).
+CREATE OR REPLACE VIEW analytics.heat_site_accounts AS
+WITH ranked AS (
+    SELECT
+        site_id,
+        account,
+        row_number() OVER (
+            PARTITION BY site_id ORDER BY last_seen_at DESC NULLS LAST, account
+        ) AS rank
+    FROM heat.sites
+)
+SELECT
+    r.site_id,
+    r.account,
+    (SELECT string_agg(o.account, ', ' ORDER BY o.account) FROM heat.sites AS o
+     WHERE o.site_id = r.site_id) AS accounts,
+    (SELECT count(*) FROM heat.sites AS o WHERE o.site_id = r.site_id) AS account_count
+FROM ranked AS r
+WHERE r.rank = 1;
 
 -- analytics.heat_sites: current state per site; in_latest_snapshot is false for a site the
 -- last snapshot did not list (its rows are kept, with the last time it was seen). Snapshots are
@@ -24,11 +52,15 @@ SELECT
     s.last_seen_at,
     s.last_seen_at = (
         SELECT max(snapshot_at) FROM (
-            SELECT snapshot_at FROM heat.snapshots
-            UNION SELECT snapshot_at FROM heat.site_status_history
+            SELECT account, snapshot_at FROM heat.snapshots
+            UNION SELECT account, snapshot_at FROM heat.site_status_history
         ) AS known
-    ) AS in_latest_snapshot
-FROM heat.sites AS s;
+        WHERE known.account = s.account
+    ) AS in_latest_snapshot,
+    p.account,
+    p.accounts
+FROM heat.sites AS s
+JOIN analytics.heat_site_accounts AS p ON p.site_id = s.site_id AND p.account = s.account;
 
 -- analytics.heat_site_availability: per site, the snapshots taken since the first one that
 -- listed it (snapshots), split into the three states: listed and online (snapshots_online),
@@ -37,25 +69,28 @@ FROM heat.sites AS s;
 -- counts as not available. Snapshots before a site was first listed do not count.
 CREATE OR REPLACE VIEW analytics.heat_site_availability AS
 WITH known_snapshots AS (
-    SELECT snapshot_at FROM heat.snapshots
+    SELECT account, snapshot_at FROM heat.snapshots
     UNION
-    SELECT snapshot_at FROM heat.site_status_history
+    SELECT account, snapshot_at FROM heat.site_status_history
 ),
 listed AS (
     SELECT
-        site_id,
+        h.account,
+        h.site_id,
         count(*) AS snapshots_listed,
-        count(*) FILTER (WHERE is_online) AS snapshots_online,
-        min(snapshot_at) AS first_snapshot_at,
-        max(snapshot_at) AS last_snapshot_at
-    FROM heat.site_status_history
-    GROUP BY site_id
+        count(*) FILTER (WHERE h.is_online) AS snapshots_online,
+        min(h.snapshot_at) AS first_snapshot_at,
+        max(h.snapshot_at) AS last_snapshot_at
+    FROM heat.site_status_history AS h
+    JOIN analytics.heat_site_accounts AS p ON p.site_id = h.site_id AND p.account = h.account
+    GROUP BY h.account, h.site_id
 ),
 counted AS (
     SELECT
         l.*,
         (
-            SELECT count(*) FROM known_snapshots AS k WHERE k.snapshot_at >= l.first_snapshot_at
+            SELECT count(*) FROM known_snapshots AS k
+            WHERE k.account = l.account AND k.snapshot_at >= l.first_snapshot_at
         ) AS snapshots
     FROM listed AS l
 )
@@ -68,9 +103,10 @@ SELECT
     c.snapshots - c.snapshots_listed AS snapshots_missing,
     round(100.0 * c.snapshots_online / c.snapshots, 1) AS online_pcnt,
     c.first_snapshot_at,
-    c.last_snapshot_at
+    c.last_snapshot_at,
+    c.account
 FROM counted AS c
-LEFT JOIN heat.sites AS s ON s.site_id = c.site_id;
+LEFT JOIN heat.sites AS s ON s.account = c.account AND s.site_id = c.site_id;
 
 -- analytics.heat_schedules_current: the schedule entries the latest snapshot of each site
 -- showed (a site missing from later snapshots keeps its last known schedule).
@@ -83,9 +119,11 @@ SELECT
     e.start_at,
     e.end_at,
     e.value,
-    e._dlt_valid_from AS known_since
+    e._dlt_valid_from AS known_since,
+    e.account
 FROM heat.schedule_entries AS e
-LEFT JOIN heat.sites AS s USING (site_id)
+JOIN analytics.heat_site_accounts AS p ON p.site_id = e.site_id AND p.account = e.account
+LEFT JOIN heat.sites AS s ON s.account = e.account AND s.site_id = e.site_id
 WHERE e._dlt_valid_to IS NULL;
 
 -- analytics.heat_schedule_history: every version of every entry with when it was first and
@@ -107,13 +145,16 @@ SELECT
         WHEN e._dlt_valid_to IS NULL THEN 'active'
         WHEN EXISTS (
             SELECT 1 FROM heat.schedule_entries AS n
-            WHERE n.site_id = e.site_id AND n.asset = e.asset AND n.type = e.type
+            WHERE n.account = e.account
+              AND n.site_id = e.site_id AND n.asset = e.asset AND n.type = e.type
               AND n.start_at = e.start_at AND n._dlt_valid_from = e._dlt_valid_to
         ) THEN 'changed'
         ELSE 'removed'
-    END AS ended_by
+    END AS ended_by,
+    e.account
 FROM heat.schedule_entries AS e
-LEFT JOIN heat.sites AS s ON s.site_id = e.site_id;
+JOIN analytics.heat_site_accounts AS p ON p.site_id = e.site_id AND p.account = e.account
+LEFT JOIN heat.sites AS s ON s.account = e.account AND s.site_id = e.site_id;
 
 -- analytics.heat_schedule_at(at_time [, as_of := ...]): the entries in force at at_time
 -- (start_at <= at_time < end_at) as the snapshots known at as_of showed them (default: as
@@ -129,8 +170,10 @@ SELECT
     e.end_at,
     e.value,
     e._dlt_valid_from AS known_from,
-    e._dlt_valid_to AS known_until
+    e._dlt_valid_to AS known_until,
+    e.account
 FROM heat.schedule_entries AS e
+JOIN analytics.heat_site_accounts AS p ON p.site_id = e.site_id AND p.account = e.account
 WHERE e.start_at <= at_time AND at_time < e.end_at
   AND e._dlt_valid_from <= coalesce(as_of, at_time)
   AND (e._dlt_valid_to IS NULL OR coalesce(as_of, at_time) < e._dlt_valid_to);
@@ -151,6 +194,8 @@ SELECT
     a.active_power_kw,
     a.available_storage_capacity_kwh,
     a.soc,
-    a.last_seen_at = s.last_seen_at AS in_latest_snapshot
+    a.last_seen_at = s.last_seen_at AS in_latest_snapshot,
+    a.account
 FROM heat.assets AS a
-LEFT JOIN heat.sites AS s USING (site_id);
+JOIN analytics.heat_site_accounts AS p ON p.site_id = a.site_id AND p.account = a.account
+LEFT JOIN heat.sites AS s ON s.account = a.account AND s.site_id = a.site_id;

@@ -2,8 +2,43 @@
 -- Applied by solarsync after every successful solarassistant load (CREATE OR REPLACE:
 -- idempotent). The raw tables in schema `solarassistant` keep every poll; these views give the
 -- current picture.
+-- Accounts (docs/accounts.md): the raw tables keep a site shared between accounts once per
+-- account (column account, first in every key: each account's rows equal what its token
+-- sees, and each account polls the site itself). These views show a site ONCE, as its
+-- primary account sees it (analytics.solarassistant_site_accounts: the first account by name
+-- whose site list has it; for a site no account lists any more, the first that polled it),
+-- so sums over sites count each site once; account names that account.
 
 CREATE SCHEMA IF NOT EXISTS analytics;
+
+-- analytics.solarassistant_site_accounts: one row per site: its primary account (whose rows
+-- the other solarassistant_ views show), every account that sees or polled it (accounts,
+-- comma-separated, by name) and how many (account_count).
+CREATE OR REPLACE VIEW analytics.solarassistant_site_accounts AS
+WITH seen AS (
+    SELECT site_id, account, min(listed) AS listed
+    FROM (
+        SELECT id AS site_id, account, 0 AS listed FROM solarassistant.sites
+        UNION ALL
+        SELECT site_id, account, 1 AS listed FROM solarassistant.metric_polls
+    ) AS every_row
+    GROUP BY site_id, account
+),
+ranked AS (
+    SELECT
+        site_id,
+        account,
+        row_number() OVER (PARTITION BY site_id ORDER BY listed, account) AS rank
+    FROM seen
+)
+SELECT
+    r.site_id,
+    r.account,
+    (SELECT string_agg(o.account, ', ' ORDER BY o.account) FROM seen AS o
+     WHERE o.site_id = r.site_id) AS accounts,
+    (SELECT count(*) FROM seen AS o WHERE o.site_id = r.site_id) AS account_count
+FROM ranked AS r
+WHERE r.rank = 1;
 
 -- analytics.solarassistant_latest_metrics: the newest value of every topic of every site
 -- (from the last poll that returned it; an offline site keeps its last known values).
@@ -17,18 +52,18 @@ CREATE OR REPLACE VIEW analytics.solarassistant_latest_metrics AS
 WITH latest AS (
     SELECT *
     FROM solarassistant.metrics
-    QUALIFY row_number() OVER (PARTITION BY site_id, topic ORDER BY polled_at DESC) = 1
+    QUALIFY row_number() OVER (PARTITION BY account, site_id, topic ORDER BY polled_at DESC) = 1
 ),
 last_poll AS (
-    SELECT site_id, site_name
+    SELECT account, site_id, site_name
     FROM solarassistant.metric_polls
-    QUALIFY row_number() OVER (PARTITION BY site_id ORDER BY polled_at DESC) = 1
+    QUALIFY row_number() OVER (PARTITION BY account, site_id ORDER BY polled_at DESC) = 1
 ),
 last_ok AS (
-    SELECT site_id, max(polled_at) AS last_ok_at
+    SELECT account, site_id, max(polled_at) AS last_ok_at
     FROM solarassistant.metric_polls
     WHERE status = 'ok'
-    GROUP BY site_id
+    GROUP BY account, site_id
 )
 SELECT
     m.site_id,
@@ -48,19 +83,21 @@ SELECT
     m.polled_at >= coalesce(o.last_ok_at, m.polled_at) AS is_current,
     CAST(
         greatest(epoch(coalesce(o.last_ok_at, m.polled_at)) - epoch(m.polled_at), 0) AS BIGINT
-    ) AS seconds_behind_last_ok
+    ) AS seconds_behind_last_ok,
+    m.account
 FROM latest AS m
-LEFT JOIN solarassistant.sites AS s ON s.id = m.site_id
-LEFT JOIN last_poll AS p ON p.site_id = m.site_id
-LEFT JOIN last_ok AS o ON o.site_id = m.site_id;
+JOIN analytics.solarassistant_site_accounts AS a ON a.site_id = m.site_id AND a.account = m.account
+LEFT JOIN solarassistant.sites AS s ON s.account = m.account AND s.id = m.site_id
+LEFT JOIN last_poll AS p ON p.account = m.account AND p.site_id = m.site_id
+LEFT JOIN last_ok AS o ON o.account = m.account AND o.site_id = m.site_id;
 
 -- analytics.solarassistant_metrics: every reading (one row per site, topic and poll) with the
 -- site's name and is_total (see above): the place for sums and series over time.
 CREATE OR REPLACE VIEW analytics.solarassistant_metrics AS
 WITH last_poll AS (
-    SELECT site_id, site_name
+    SELECT account, site_id, site_name
     FROM solarassistant.metric_polls
-    QUALIFY row_number() OVER (PARTITION BY site_id ORDER BY polled_at DESC) = 1
+    QUALIFY row_number() OVER (PARTITION BY account, site_id ORDER BY polled_at DESC) = 1
 )
 SELECT
     m.site_id,
@@ -74,10 +111,12 @@ SELECT
     m.value_number,
     m.value_text,
     m.value_type,
-    m.polled_at
+    m.polled_at,
+    m.account
 FROM solarassistant.metrics AS m
-LEFT JOIN solarassistant.sites AS s ON s.id = m.site_id
-LEFT JOIN last_poll AS p ON p.site_id = m.site_id;
+JOIN analytics.solarassistant_site_accounts AS a ON a.site_id = m.site_id AND a.account = m.account
+LEFT JOIN solarassistant.sites AS s ON s.account = m.account AND s.id = m.site_id
+LEFT JOIN last_poll AS p ON p.account = m.account AND p.site_id = m.site_id;
 
 -- Energy. Topics in Wh, kWh or MWh (e.g. total/pv_energy, total/grid_energy_in) are
 -- period-to-date counters that restart (weekly by default). Energy over an interval is the
@@ -92,22 +131,26 @@ LEFT JOIN last_poll AS p ON p.site_id = m.site_id;
 CREATE OR REPLACE VIEW analytics.solarassistant_energy_intervals AS
 WITH readings AS (
     SELECT
-        site_id,
-        topic,
-        polled_at,
+        m.site_id,
+        m.account,
+        m.topic,
+        m.polled_at,
         CAST(
-            CAST(value_number AS DECIMAL(38, 6))
-            * CASE lower(unit) WHEN 'wh' THEN 0.001 WHEN 'mwh' THEN 1000 ELSE 1 END
+            CAST(m.value_number AS DECIMAL(38, 6))
+            * CASE lower(m.unit) WHEN 'wh' THEN 0.001 WHEN 'mwh' THEN 1000 ELSE 1 END
             AS DECIMAL(38, 9)
         ) AS counter_kwh
-    FROM solarassistant.metrics
-    WHERE lower(unit) IN ('wh', 'kwh', 'mwh')
-      AND value_number IS NOT NULL
-      AND abs(value_number) < 1e15
+    FROM solarassistant.metrics AS m
+    JOIN analytics.solarassistant_site_accounts AS a
+        ON a.site_id = m.site_id AND a.account = m.account
+    WHERE lower(m.unit) IN ('wh', 'kwh', 'mwh')
+      AND m.value_number IS NOT NULL
+      AND abs(m.value_number) < 1e15
 ),
 steps AS (
     SELECT
         site_id,
+        account,
         topic,
         lag(polled_at) OVER w AS polled_from,
         polled_at AS polled_to,
@@ -118,6 +161,7 @@ steps AS (
 )
 SELECT
     site_id,
+    account,
     topic,
     lower(topic) LIKE 'total/%' AS is_total,
     polled_from,
@@ -140,13 +184,14 @@ WHERE polled_from IS NOT NULL;
 -- readings the day spans (an interval that crosses midnight counts for the day it ends in).
 CREATE OR REPLACE VIEW analytics.solarassistant_energy_daily AS
 WITH last_poll AS (
-    SELECT site_id, site_name, coalesce(timezone, 'UTC') AS timezone
+    SELECT account, site_id, site_name, coalesce(timezone, 'UTC') AS timezone
     FROM solarassistant.metric_polls
-    QUALIFY row_number() OVER (PARTITION BY site_id ORDER BY polled_at DESC) = 1
+    QUALIFY row_number() OVER (PARTITION BY account, site_id ORDER BY polled_at DESC) = 1
 ),
 dated AS (
     SELECT
         i.site_id,
+        i.account,
         coalesce(s.name, p.site_name) AS site_name,
         i.topic,
         i.is_total,
@@ -157,11 +202,12 @@ dated AS (
         i.is_reset,
         i.energy_kwh
     FROM analytics.solarassistant_energy_intervals AS i
-    LEFT JOIN solarassistant.sites AS s ON s.id = i.site_id
-    LEFT JOIN last_poll AS p ON p.site_id = i.site_id
+    LEFT JOIN solarassistant.sites AS s ON s.account = i.account AND s.id = i.site_id
+    LEFT JOIN last_poll AS p ON p.account = i.account AND p.site_id = i.site_id
 )
 SELECT
     site_id,
+    account,
     site_name,
     topic,
     is_total,
@@ -173,7 +219,7 @@ SELECT
     min(polled_from) AS first_polled_at,
     max(polled_to) AS last_polled_at
 FROM dated
-GROUP BY site_id, site_name, topic, is_total, day, timezone;
+GROUP BY site_id, account, site_name, topic, is_total, day, timezone;
 
 -- analytics.solarassistant_site_status: per site of the account, the outcome of its last poll
 -- (ok / offline / error and why) and when it last answered.
@@ -181,13 +227,13 @@ CREATE OR REPLACE VIEW analytics.solarassistant_site_status AS
 WITH last_poll AS (
     SELECT *
     FROM solarassistant.metric_polls
-    QUALIFY row_number() OVER (PARTITION BY site_id ORDER BY polled_at DESC) = 1
+    QUALIFY row_number() OVER (PARTITION BY account, site_id ORDER BY polled_at DESC) = 1
 ),
 last_ok AS (
-    SELECT site_id, max(polled_at) AS last_ok_at
+    SELECT account, site_id, max(polled_at) AS last_ok_at
     FROM solarassistant.metric_polls
     WHERE status = 'ok'
-    GROUP BY site_id
+    GROUP BY account, site_id
 )
 SELECT
     s.id AS site_id,
@@ -197,12 +243,16 @@ SELECT
     p.status AS last_status,
     p.reason AS last_reason,
     p.metric_count AS last_metric_count,
-    o.last_ok_at
+    o.last_ok_at,
+    a.account,
+    a.accounts
 FROM solarassistant.sites AS s
-LEFT JOIN last_poll AS p ON p.site_id = s.id
-LEFT JOIN last_ok AS o ON o.site_id = s.id;
+JOIN analytics.solarassistant_site_accounts AS a ON a.site_id = s.id AND a.account = s.account
+LEFT JOIN last_poll AS p ON p.account = s.account AND p.site_id = s.id
+LEFT JOIN last_ok AS o ON o.account = s.account AND o.site_id = s.id;
 
--- analytics.solarassistant_site_members: who has access to which site, with the site's name.
+-- analytics.solarassistant_site_members: who has access to which site, with the site's name
+-- (as the site's primary account lists them).
 CREATE OR REPLACE VIEW analytics.solarassistant_site_members AS
 SELECT
     m.site_id,
@@ -211,6 +261,8 @@ SELECT
     m.email,
     m.first_name,
     m.last_name,
-    m.role
+    m.role,
+    m.account
 FROM solarassistant.site_members AS m
-JOIN solarassistant.sites AS s ON s.id = m.site_id;
+JOIN analytics.solarassistant_site_accounts AS a ON a.site_id = m.site_id AND a.account = m.account
+JOIN solarassistant.sites AS s ON s.account = m.account AND s.id = m.site_id;

@@ -11,14 +11,28 @@
 -- the column's (text where a number is documented, an object where a number is) lands in a
 -- raw variant column `<name>__v_<type>` and is NULL here, except where a view reads the
 -- variant (savings_projection_json).
+-- Accounts (docs/accounts.md): every view starts with org_id (the SolarKnock org of the key,
+-- from GET /org) and account (the configured account: 'default' for [sources.solarknock]);
+-- two orgs' record ids may be the same, so every key and join includes org_id.
 
 CREATE SCHEMA IF NOT EXISTS analytics;
+
+-- analytics.solarknock_orgs: one row per org synced (key org_id): its name, tier and the
+-- account that reads it, to label the offices side by side.
+CREATE OR REPLACE VIEW analytics.solarknock_orgs AS
+SELECT
+    CAST(org_id AS VARCHAR) AS org_id,
+    CAST(account AS VARCHAR) AS account,
+    CAST(name AS VARCHAR) AS org_name
+FROM solarknock.org;
 
 -- analytics.knocks: live knock pins (deleted_at IS NULL); actions_taken as text
 -- ('door_knocked, proposal_given', for display and filters); one row per action in
 -- analytics.knock_actions.
 CREATE OR REPLACE VIEW analytics.knocks AS
 SELECT
+    org_id,
+    account,
     id,
     user_id,
     lead_id,
@@ -41,9 +55,11 @@ FROM solarknock.knocks
 WHERE deleted_at IS NULL;
 
 -- analytics.knock_actions: one row per action taken at a live knock, in the knock's order
--- (key knock_id, position), with the rep and the day to group by.
+-- (key org_id, knock_id, position), with the rep and the day to group by.
 CREATE OR REPLACE VIEW analytics.knock_actions AS
 SELECT
+    k.org_id,
+    k.account,
     k.id AS knock_id,
     CAST(a.position AS BIGINT) AS position,
     a.action,
@@ -61,6 +77,8 @@ WHERE k.deleted_at IS NULL;
 -- savings_projection_json, its JSON text (VARCHAR), and savings_projection is NULL then.
 CREATE OR REPLACE VIEW analytics.leads AS
 SELECT
+    org_id,
+    account,
     id,
     user_id,
     name,
@@ -84,9 +102,11 @@ SELECT
 FROM solarknock.leads
 WHERE deleted_at IS NULL;
 
--- analytics.lead_actions: one row per action of a live lead (key lead_id, position).
+-- analytics.lead_actions: one row per action of a live lead (key org_id, lead_id, position).
 CREATE OR REPLACE VIEW analytics.lead_actions AS
 SELECT
+    l.org_id,
+    l.account,
     l.id AS lead_id,
     CAST(a.position AS BIGINT) AS position,
     a.action,
@@ -99,11 +119,13 @@ WHERE l.deleted_at IS NULL;
 -- with where solarsync stored the file (blob_path, sha256, status) when it has.
 CREATE OR REPLACE VIEW analytics.lead_attachments AS
 WITH listed AS (
-    SELECT l.id AS lead_id, unnest(from_json(l.attachments, '[{"id": "VARCHAR", "fileName": "VARCHAR", "mimeType": "VARCHAR", "size": "BIGINT", "uploadedAt": "TIMESTAMPTZ", "uploadedBy": "VARCHAR"}]')) AS a
+    SELECT l.org_id, l.account, l.id AS lead_id, unnest(from_json(l.attachments, '[{"id": "VARCHAR", "fileName": "VARCHAR", "mimeType": "VARCHAR", "size": "BIGINT", "uploadedAt": "TIMESTAMPTZ", "uploadedBy": "VARCHAR"}]')) AS a
     FROM solarknock.leads AS l
     WHERE l.deleted_at IS NULL
 )
 SELECT
+    listed.org_id,
+    listed.account,
     listed.lead_id,
     listed.a.id AS file_id,
     listed.a.fileName AS file_name,
@@ -116,12 +138,14 @@ SELECT
     f.sha256
 FROM listed
 LEFT JOIN solarknock.lead_attachments AS f
-    ON f.lead_id = listed.lead_id AND f.file_id = listed.a.id;
+    ON f.org_id = listed.org_id AND f.lead_id = listed.lead_id AND f.file_id = listed.a.id;
 
 -- analytics.rep_daily_activity: the leaderboard, one row per rep and day, with the rep's name
 -- and the first and last knock of the day (each knock time: analytics.rep_daily_knock_times).
 CREATE OR REPLACE VIEW analytics.rep_daily_activity AS
 SELECT
+    s.org_id,
+    s.account,
     s.date,
     s.user_id,
     u.name AS rep_name,
@@ -136,25 +160,27 @@ SELECT
     k.first_knock_at,
     k.last_knock_at
 FROM solarknock.daily_stats AS s
-LEFT JOIN solarknock.users AS u ON u.id = s.user_id
+LEFT JOIN solarknock.users AS u ON u.org_id = s.org_id AND u.id = s.user_id
 LEFT JOIN (
-    SELECT d.user_id, d.date, min(t.knocked_at) AS first_knock_at, max(t.knocked_at) AS last_knock_at
+    SELECT d.org_id, d.user_id, d.date, min(t.knocked_at) AS first_knock_at, max(t.knocked_at) AS last_knock_at
     FROM solarknock.daily_stats AS d,
         unnest(CAST(d.knock_timestamps AS TIMESTAMPTZ[])) AS t(knocked_at)
-    GROUP BY d.user_id, d.date
-) AS k ON k.user_id = s.user_id AND k.date = s.date
+    GROUP BY d.org_id, d.user_id, d.date
+) AS k ON k.org_id = s.org_id AND k.user_id = s.user_id AND k.date = s.date
 WHERE s.deleted_at IS NULL;
 
 -- analytics.rep_daily_knock_times: one row per knock time of a rep's day on the leaderboard
--- (key user_id, date, position).
+-- (key org_id, user_id, date, position).
 CREATE OR REPLACE VIEW analytics.rep_daily_knock_times AS
 SELECT
+    s.org_id,
+    s.account,
     s.user_id,
     s.date,
     CAST(t.position AS BIGINT) AS position,
     t.knocked_at,
     u.name AS rep_name
 FROM solarknock.daily_stats AS s
-LEFT JOIN solarknock.users AS u ON u.id = s.user_id,
+LEFT JOIN solarknock.users AS u ON u.org_id = s.org_id AND u.id = s.user_id,
     unnest(CAST(s.knock_timestamps AS TIMESTAMPTZ[])) WITH ORDINALITY AS t(knocked_at, position)
 WHERE s.deleted_at IS NULL;

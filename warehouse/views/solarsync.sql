@@ -5,8 +5,10 @@
 
 CREATE SCHEMA IF NOT EXISTS analytics;
 
--- analytics.sync_runs: one row per source run (run, backfill, or one loaded poll batch),
--- failed runs included. status 'ok' or 'failed'; error_class/error_message (secrets redacted)
+-- analytics.sync_runs: one row per run of a source's account (run, backfill, or one loaded
+-- poll batch), failed runs included. account: the configured account ('default' for the
+-- single-account configuration [sources.<source>]; docs/accounts.md). status 'ok' or
+-- 'failed'; error_class/error_message (secrets redacted)
 -- for a failed run; requests, rate_limited (429 answers) and retries of the run; warnings one
 -- per line; rows_loaded = rows over all tables (per table: analytics.sync_run_tables); polls
 -- and failed_polls for a poll batch (NULL otherwise).
@@ -14,6 +16,7 @@ CREATE OR REPLACE VIEW analytics.sync_runs AS
 SELECT
     CAST(run_id AS VARCHAR) AS run_id,
     CAST(source AS VARCHAR) AS source,
+    CAST(coalesce(account, 'default') AS VARCHAR) AS account,
     CAST(command AS VARCHAR) AS command,
     CAST(started_at AS TIMESTAMPTZ) AS started_at,
     CAST(finished_at AS TIMESTAMPTZ) AS finished_at,

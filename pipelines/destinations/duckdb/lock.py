@@ -9,6 +9,7 @@ import functools
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,14 +26,23 @@ SOURCE = "destination duckdb"
 DEFAULT_LOCK_TIMEOUT_S = 30 * 60.0
 
 
-class WarehouseLock:
-    """The warehouse-wide lock: one process at a time uses the working file.
+def _owner() -> int:
+    """Who holds the lock in this process: the thread, or for a thread of a dlt pool (named
+    ``dlt-pool-<ident>-...``, e.g. the loader's jobs) the thread that started the pool."""
+    match = re.match(r"dlt-pool-(\d+)-", threading.current_thread().name)
+    return int(match.group(1)) if match else threading.get_ident()
 
-    Across processes an exclusive ``flock`` on the lock file; within a process a count, so the
-    load step's threads, dlt's nested connections and ``publish`` inside a held load all pass
-    (DuckDB shares one database instance within a process). Waits up to ``timeout`` seconds;
-    the holder writes its PID, what it does and since when into the file for the message of a
-    process that gives up waiting.
+
+class WarehouseLock:
+    """The warehouse-wide lock: one process, and in it one run, at a time uses the working file.
+
+    Across processes an exclusive ``flock`` on the lock file. Within a process it has one owner
+    at a time, a thread (with the threads of the dlt pools it started: the loader's jobs), and
+    counts that owner's nested holds, so dlt's nested connections and ``publish`` inside a held
+    load pass, while another thread of the process (another account synced at the same time,
+    docs/accounts.md) waits its turn as another process would. Waits up to ``timeout``
+    seconds; the holder writes its PID, what it does and since when into the file for the
+    message of a process that gives up waiting.
     """
 
     _registry: dict[Path, WarehouseLock] = {}
@@ -43,7 +53,10 @@ class WarehouseLock:
         self.on_acquire = on_acquire
         #: seconds to wait for another process (``[destination.duckdb] lock_timeout``)
         self.timeout = DEFAULT_LOCK_TIMEOUT_S
-        self._mutex = threading.Lock()
+        self._cond = threading.Condition()
+        self._owner: int | None = None
+        self._claiming = False
+        self._who = ""
         self._count = 0
         self._handle: Any = None
         #: dlt connections to the working file open in this process (publish needs none)
@@ -65,32 +78,63 @@ class WarehouseLock:
         return self._count > 0
 
     def acquire(self, who: str, timeout: float) -> None:
-        with self._mutex:
-            if self._count:
+        me = _owner()
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            told = False
+            # another owner holds it, or this owner's first hold is still taking the flock
+            while self._owner is not None and (self._owner != me or self._claiming):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise DestinationError(
+                        f"{who}: the warehouse is busy: {self._who or 'another run'} in this "
+                        f"process has used its working file ({self.path.parent}) for longer "
+                        f"than this run waits ({timeout:.0f}s)",
+                        source=SOURCE,
+                        hint="nothing was lost: rerun later, or raise [destination.duckdb] "
+                        "lock_timeout (DESTINATION__DUCKDB__LOCK_TIMEOUT, e.g. 1h)",
+                    )
+                if not told:
+                    logger.info("%s: waiting for %s to finish with the warehouse", who, self._who)
+                    told = True
+                self._cond.wait(min(remaining, 1.0))
+            if self._owner == me:
                 self._count += 1
                 return
+            # claimed: the others (this owner's other threads too) wait while it takes the flock
+            self._owner, self._who, self._claiming = me, who, True
+        handle = None
+        try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             handle = open(self.path, "a+")  # kept open (and flocked) while held
-            try:
-                self._wait(handle, who, timeout)
-                handle.seek(0)
-                handle.truncate()
-                handle.write(
-                    json.dumps(
-                        {"pid": os.getpid(), "doing": who, "since": datetime.now(UTC).isoformat()}
-                    )
+            self._wait(handle, who, max(0.0, deadline - time.monotonic()))
+            handle.seek(0)
+            handle.truncate()
+            handle.write(
+                json.dumps(
+                    {"pid": os.getpid(), "doing": who, "since": datetime.now(UTC).isoformat()}
                 )
-                handle.flush()
-                self._handle, self._count = handle, 1
-                if self.on_acquire is not None:
-                    self.on_acquire()
-            except BaseException:
-                self._handle, self._count = None, 0
+            )
+            handle.flush()
+        except BaseException:
+            if handle is not None:
                 handle.close()  # releases the flock
+            with self._cond:
+                self._owner, self._who, self._claiming = None, "", False
+                self._cond.notify_all()
+            raise
+        with self._cond:
+            self._handle, self._count, self._claiming = handle, 1, False
+            self._cond.notify_all()
+        if self.on_acquire is not None:
+            try:
+                self.on_acquire()
+            except BaseException:
+                self.release()
                 raise
 
     def release(self) -> None:
-        with self._mutex:
+        with self._cond:
             if self._count <= 0:
                 raise RuntimeError(f"{self.path}: released more often than acquired")
             self._count -= 1
@@ -100,6 +144,8 @@ class WarehouseLock:
                     handle.seek(0)
                     handle.truncate()
                 handle.close()
+                self._owner, self._who = None, ""
+                self._cond.notify_all()
 
     @contextlib.contextmanager
     def hold(self, who: str, timeout: float) -> Iterator[None]:

@@ -11,10 +11,13 @@ bucket (``<bucket>/_views/``) with a local copy (``$DLT_DATA_DIR/solarsync/lake_
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
+import re
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,7 +36,7 @@ from pipelines.destinations.lake.bucket import (
     register_credentials,
     without_userinfo,
 )
-from pipelines.destinations.lake.delta import DAY_OF_HINT, filesystem
+from pipelines.destinations.lake.delta import DAY_OF_HINT, DELTA_LOCK, filesystem, q
 from pipelines.destinations.lake.settings import (
     DEFAULT_OPTIMIZE_EVERY,
     DEFAULT_RETENTION_HOURS,
@@ -51,6 +54,8 @@ REMOTE_VIEWS_DIR = Path("solarsync") / "lake_views"
 #: the folder of the bucket where sources keep files (lead attachments) by default
 BLOB_FOLDER = "_blobs"
 DESTINATION = "destination filesystem"
+#: under dlt's data dir: the lock files of the datasets loading (:meth:`LakeWarehouse.writing`)
+LOCK_DIR = Path("solarsync") / "lake_locks"
 #: primary-key columns that make a table a time series, partitioned by their UTC day
 TIME_COLUMNS = ("polled_at", "snapshot_at")
 DAY_COLUMN = "day"
@@ -138,6 +143,98 @@ class LakeWarehouse(Warehouse):
     def prepare(self) -> None:
         if self.local:
             Path(self.bucket_url).mkdir(parents=True, exist_ok=True)
+
+    @contextlib.contextmanager
+    def writing(self, source: str) -> Iterator[None]:
+        """A lock file of the dataset on this host (``$DLT_DATA_DIR/solarsync/lake_locks``)
+        while it loads: two accounts of a source never write its Delta tables and dlt's state
+        files at once. Hosts sharing a remote lake must not load one dataset at the same time
+        (docs/destinations/lake.md)."""
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", without_userinfo(self.bucket_url)).strip("-.")
+        path = Path(dlt.current.run_context().data_dir) / LOCK_DIR / slug / f"{source}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        timeout = settings().load_lock_timeout_s()
+        with open(path, "a+") as handle:
+            deadline, pause, told = time.monotonic() + timeout, 0.05, False
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise DestinationError(
+                            f"{source}: another load of this dataset has run for longer than "
+                            f"this one waits ({timeout:.0f}s)",
+                            source=DESTINATION,
+                            hint="nothing was lost: the next run loads what this one "
+                            "extracted; or raise [solarsync.lake] load_lock_timeout",
+                        ) from None
+                    if not told:
+                        logger.info("%s: waiting for another load of the dataset", source)
+                        told = True
+                    time.sleep(pause)
+                    pause = min(pause * 2, 1.0)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def fill_columns(self, pipeline: Any, table: str, values: Mapping[str, str]) -> int | None:
+        """The Delta table's missing columns added (nullable strings), then one update of
+        the rows where they are NULL (see :meth:`Warehouse.fill_columns`)."""
+        import pyarrow.dataset as ds
+        from deltalake import Field
+
+        with DELTA_LOCK:
+            delta = self.delta_table(pipeline.dataset_name, table)
+            if delta is None:
+                return None
+            present = {field.name for field in delta.schema().fields}
+            missing = [name for name in values if name not in present]
+            if missing:
+                delta.alter.add_columns([Field(name, "string", nullable=True) for name in missing])
+                delta = self.delta_table(pipeline.dataset_name, table)
+            empty = None
+            for name in values:
+                condition = ds.field(name).is_null()
+                empty = condition if empty is None else empty | condition
+            count = delta.to_pyarrow_dataset().count_rows(filter=empty)
+            if missing and not count and delta.file_uris():
+                # no row to fill, yet files without the new columns (e.g. empty ones): the
+                # views read the files, so rewrite them once with the table's schema
+                from deltalake import write_deltalake
+
+                write_deltalake(
+                    delta,
+                    delta.to_pyarrow_table(),
+                    mode="overwrite",
+                    schema_mode="merge",
+                )
+                updates = {}
+                for name, value in values.items():
+                    text = str(value).replace("'", "''")
+                    updates[name] = f"COALESCE({q(name)}, '{text}')"
+                delta.update(
+                    updates=updates, predicate=" OR ".join(f"{q(name)} IS NULL" for name in values)
+                )
+            return int(count)
+
+    def legacy_values(self, pipeline: Any, table: str, column: str, marker: str) -> list[str]:
+        """See :meth:`Warehouse.legacy_values`: read from the Delta table's current version."""
+        import pyarrow.compute as pc
+        import pyarrow.dataset as ds
+
+        with DELTA_LOCK:
+            delta = self.delta_table(pipeline.dataset_name, table)
+            if delta is None:
+                return []
+            present = {field.name for field in delta.schema().fields}
+            if column not in present:
+                return []
+            dataset = delta.to_pyarrow_dataset()
+            where = ds.field(marker).is_null() if marker in present else None
+            values = dataset.to_table(columns=[column], filter=where).column(column)
+        return sorted({str(v) for v in pc.unique(values).to_pylist() if v is not None})
 
     @contextlib.contextmanager
     def lock(self, source: str) -> Iterator[None]:
@@ -333,7 +430,5 @@ class LakeWarehouse(Warehouse):
 
 def default_script_copy(bucket_url: str) -> Path:
     """``$DLT_DATA_DIR/solarsync/lake_views/<bucket>.sql``: per host, not per working dir."""
-    import re
-
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", without_userinfo(bucket_url)).strip("-.")
     return Path(dlt.current.run_context().data_dir) / REMOTE_VIEWS_DIR / f"{slug}.sql"

@@ -22,6 +22,7 @@ WHERE = "destination postgres"
 DEFAULT_VIEW_LOCK_TIMEOUT = "1s"
 DEFAULT_VIEW_LOCK_ATTEMPTS = 3
 #: a role name as solarsync accepts it in ``readers`` (quoted in SQL all the same)
+DEFAULT_LOAD_LOCK_TIMEOUT = "30m"
 _ROLE = re.compile(r"[A-Za-z_][A-Za-z0-9_$-]{0,62}\Z")
 
 
@@ -37,6 +38,14 @@ class PostgresSettings(BaseConfiguration):
     view_lock_timeout: str = DEFAULT_VIEW_LOCK_TIMEOUT
     #: attempts per view; after the last, the view keeps its old definition (a warning)
     view_lock_attempts: int = DEFAULT_VIEW_LOCK_ATTEMPTS
+    #: how long a load waits for another load of the same dataset (another account of the
+    #: source, from this host or another) to finish
+    load_lock_timeout: str = DEFAULT_LOAD_LOCK_TIMEOUT
+
+    def load_lock_timeout_s(self) -> float:
+        return duration(
+            self.load_lock_timeout, "[destination.postgres] load_lock_timeout", where=WHERE
+        )
 
     def lock_timeout_s(self) -> float:
         return duration(

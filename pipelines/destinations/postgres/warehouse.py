@@ -7,10 +7,13 @@
 - **Loading**: dlt's Postgres destination (``insert_values`` files); merges, soft deletes and
   HEAT's scd2 history are dlt's own SQL, so the rows equal DuckDB's (timestamps
   ``timestamptz``, JSON columns ``jsonb``).
-- **Lock**: ``lock(source)`` takes ``pg_try_advisory_lock`` on a dedicated connection held for
-  the whole run, so two cron hosts (two working dirs) never load one source at once; the second
-  exits with :class:`~sources.common.LockedError`. Postgres drops the lock when the holder's
-  connection ends (a killed run never leaves it behind).
+- **Locks**: ``lock(name)`` takes ``pg_try_advisory_lock`` on a dedicated connection held for
+  the whole run, so two cron hosts (two working dirs) never run one account of a source at
+  once; the second exits with :class:`~sources.common.LockedError`. ``writing(dataset)`` waits
+  (``load_lock_timeout``) for an advisory lock of the dataset around each load step, so the
+  accounts of a source, from any host, load its dataset one at a time (dlt merges through one
+  staging schema, ``<dataset>_staging``). Postgres drops a lock when the holder's connection
+  ends (a killed run never leaves one behind).
 - **Views**: ``warehouse/views/<source>.sql`` (DuckDB's dialect), transpiled by
   :mod:`pipelines.views` and published by :mod:`pipelines.destinations.postgres.views` after each load:
   unchanged views untouched, changed ones replaced in place under a short ``lock_timeout``
@@ -29,6 +32,7 @@ import logging
 import os
 import re
 import socket
+import time
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -65,8 +69,14 @@ NOTHING_LOST = "nothing was lost: the next run loads what this one extracted"
 
 
 def lock_key(source: str) -> int:
-    """The advisory lock's second key: a stable int32 of the source name."""
+    """The advisory lock's second key: a stable int32 of the source name (of the account:
+    ``solarknock__north``; the default account keeps the source's name)."""
     return zlib.crc32(source.encode()) - 2**31
+
+
+def load_lock_key(dataset: str) -> int:
+    """The second key of the lock held while a dataset loads (:meth:`PostgresWarehouse.writing`)."""
+    return lock_key(f"load:{dataset}")
 
 
 class _QuietArrowConversion(logging.Filter):
@@ -225,9 +235,12 @@ class PostgresWarehouse(Warehouse):
             if not locked:
                 holder = self._lock_holder(connection, source)
                 raise LockedError(
-                    f"another solarsync process is loading this source into "
+                    f"another solarsync process is loading this "
+                    f"{'account' if '__' in source else 'source'} into "
                     f"{self.describe()}{f' ({holder})' if holder else ''}",
-                    source=source,
+                    source=(
+                        source.replace("__", " (account ", 1) + ")" if "__" in source else source
+                    ),
                     hint="wait for it to finish; the lock is released when its run ends",
                 )
             try:
@@ -242,6 +255,43 @@ class PostgresWarehouse(Warehouse):
         finally:
             with contextlib.suppress(Exception):
                 connection.close()  # ends the session: Postgres releases its advisory locks
+
+    @contextlib.contextmanager
+    def writing(self, source: str) -> Iterator[None]:
+        """An advisory lock of dataset ``source`` on a connection of its own while it loads:
+        other loads of the dataset (another account, this process or another host) wait up to
+        ``load_lock_timeout``, then fail with nothing lost (the package loads next run)."""
+        timeout = self.settings().load_lock_timeout_s()
+        me = f"solarsync load {source} on {socket.gethostname()} pid {os.getpid()}"
+        connection = self.connect(application_name=me[:63])
+        try:
+            deadline, pause, told = time.monotonic() + timeout, 0.05, False
+            while True:
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "select pg_try_advisory_lock(%s, %s)",
+                        (LOCK_NAMESPACE, load_lock_key(source)),
+                    )
+                    (locked,) = cursor.fetchone()
+                if locked:
+                    break
+                if time.monotonic() >= deadline:
+                    raise DestinationError(
+                        f"{source}: another load of this dataset has run for longer than this "
+                        f"one waits ({timeout:.0f}s)",
+                        source=WHERE,
+                        hint="nothing was lost: the next run loads what this one extracted; "
+                        "or raise [destination.postgres] load_lock_timeout",
+                    )
+                if not told:
+                    logger.info("%s: waiting for another load of the dataset to finish", source)
+                    told = True
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                connection.close()  # ends the session: the advisory lock goes with it
 
     def _check_readers(self, connection: Any, readers: list[str]) -> None:
         if not readers:

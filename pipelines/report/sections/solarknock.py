@@ -10,6 +10,7 @@ from pipelines.report.page import Section
 def section(page: Page) -> Section:
     query, config = page.query, page.config
     funnel = page.once(lambda: solarknock.funnel_by_week(query))
+    organizations = page.once(lambda: _offices(query))
     return Section(
         "solarknock",
         "SolarKnock: funnel and leaderboard",
@@ -26,6 +27,15 @@ def section(page: Page) -> Section:
                 "Funnel over every loaded week",
                 lambda: charts.funnel_totals(funnel()),
             ),
+            *(
+                page.charts(
+                    "sk-offices",
+                    "Offices side by side",
+                    lambda: charts.offices(organizations()),
+                )
+                if len(organizations().counts) > 1
+                else []
+            ),
             *page.charts(
                 "sk-leaderboard",
                 "Rep leaderboard",
@@ -33,3 +43,10 @@ def section(page: Page) -> Section:
             ),
         ],
     )
+
+
+def _offices(query):
+    try:
+        return solarknock.offices(query)
+    except Exception:  # a warehouse the offices cannot be read from: the chart is left out
+        return solarknock.Offices()

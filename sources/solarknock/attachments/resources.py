@@ -8,10 +8,15 @@ from typing import Any
 import dlt
 from dlt.sources import DltResource
 
+from sources.common import accounts
 from sources.solarknock.attachments.model import COLUMNS, AttachmentsConfig
 from sources.solarknock.attachments.sync import AttachmentSync
 from sources.solarknock.client import SolarKnockClient
-from sources.solarknock.settings import ATTACHMENT_RETRIES_RESOURCE, ATTACHMENTS_TABLE
+from sources.solarknock.settings import (
+    ATTACHMENT_RETRIES_RESOURCE,
+    ATTACHMENTS_TABLE,
+    ORG_ID_COLUMN,
+)
 
 
 def attachment_resources(
@@ -21,20 +26,26 @@ def attachment_resources(
     *,
     max_attempts: int = 5,
     backoff_factor: float = 1.0,
+    account: str = accounts.DEFAULT,
 ) -> list[DltResource]:
-    """``lead_attachments`` (a transformer on ``leads``) and ``lead_attachment_retries``."""
+    """``lead_attachments`` (a transformer on ``leads``) and ``lead_attachment_retries``, for
+    the org of ``client``'s key (``account``: the configured account running it)."""
     sync = AttachmentSync(
         client,
         config or AttachmentsConfig(),
         max_attempts=max_attempts,
         backoff_factor=backoff_factor,
+        account=account,
     )
 
     def hints() -> dict[str, Any]:
         return {
             "write_disposition": {"disposition": "merge", "strategy": "delete-insert"},
-            "primary_key": ["lead_id", "file_id"],
-            "columns": {name: dict(column) for name, column in COLUMNS.items()},
+            "primary_key": accounts.keyed(("lead_id", "file_id"), ORG_ID_COLUMN),
+            "columns": {
+                **{name: dict(column) for name, column in COLUMNS.items()},
+                **accounts.columns(ORG_ID_COLUMN, accounts.COLUMN),
+            },
         }
 
     def lead_attachments(page: Any) -> Iterator[dict[str, Any]]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import dlt
 
-from sources.common.blobstore import BlobRoot, current_default_root
+from sources.common.blobstore import BlobRoot, current_default_root, key_part
 from sources.solarknock.settings import ATTACHMENTS_TABLE, DEFAULT_BLOB_DIR, SOURCE_NAME
 
 
@@ -49,6 +49,18 @@ def default_blob_url() -> str:
     if path.stem != "solarsync":
         base = base / path.stem
     return str((base / SOURCE_NAME).resolve())
+
+
+#: under the blob root of the source: the files of each org of a named account (``_`` never
+#: starts a key part, so no lead id of the default account's ``<lead_id>/<file_id>`` meets it)
+ORGS_FOLDER = "_orgs"
+
+
+def account_blob_url(url: str, org_id: str) -> str:
+    """The root of one org's files under ``url`` (the default account keeps ``url`` itself, as
+    before accounts): ``<url>/_orgs/<org_id>``, so two orgs' equal lead and file ids never
+    share a blob."""
+    return f"{url.rstrip('/')}/{ORGS_FOLDER}/{key_part(org_id)}"
 
 
 def _state() -> dict[str, Any]:

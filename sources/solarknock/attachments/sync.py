@@ -14,7 +14,7 @@ from typing import Any
 import dlt
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
-from sources.common import ConfigurationError, register_secret
+from sources.common import ConfigurationError, accounts, register_secret
 from sources.common.blobstore import BlobStore
 from sources.solarknock.attachments.download import FileDownloads, _Cancelled
 from sources.solarknock.attachments.model import (
@@ -29,12 +29,13 @@ from sources.solarknock.attachments.model import (
     _mime_base,
     _str_or_none,
 )
-from sources.solarknock.attachments.runtime import _state, default_blob_root
+from sources.solarknock.attachments.runtime import _state, account_blob_url, default_blob_root
 from sources.solarknock.client import SolarKnockClient
 from sources.solarknock.settings import (
     ATTACHMENTS_PATH,
     ATTACHMENTS_TABLE,
     MAX_ATTACHMENT_RETRY_RUNS,
+    ORG_ID_COLUMN,
     SOURCE_NAME,
 )
 
@@ -52,7 +53,10 @@ class AttachmentSync(FileDownloads):
         *,
         max_attempts: int = 5,
         backoff_factor: float = 1.0,
+        account: str = accounts.DEFAULT,
     ) -> None:
+        self.client = client
+        self.account = account
         self.api = client.api
         self.config = config
         self.concurrency = max(1, int(config.max_concurrency or 1))
@@ -203,6 +207,8 @@ class AttachmentSync(FileDownloads):
             else:
                 root = default_blob_root()
                 url, options = root.url, root.storage_options
+            if self.account != accounts.DEFAULT:  # two orgs' lead and file ids may be the same
+                url = account_blob_url(url, self.client.org_id(self.account))
             try:
                 self._store = BlobStore(url, options)
             except (OSError, ValueError) as exc:
@@ -307,15 +313,18 @@ class AttachmentSync(FileDownloads):
             return {}
         out: dict[str, dict[str, dict[str, Any]]] = {}
         ids = sorted(lead_ids)
+        org = self.client.org_id(self.account)
         try:
             with dlt.current.pipeline().sql_client() as client:
                 table = client.make_qualified_table_name(ATTACHMENTS_TABLE)
+                org_column = client.escape_column_name(ORG_ID_COLUMN)
                 for start in range(0, len(ids), 500):
                     chunk = ids[start : start + 500]
                     marks = ", ".join(["%s"] * len(chunk))
-                    # SELECT *: dlt creates a column only once it has held a value
-                    sql = f"SELECT * FROM {table} WHERE lead_id IN ({marks})"
-                    with client.execute_query(sql, *chunk) as cursor:
+                    # SELECT *: dlt creates a column only once it has held a value; another
+                    # org's leads may have the same ids
+                    sql = f"SELECT * FROM {table} WHERE {org_column} = %s AND lead_id IN ({marks})"
+                    with client.execute_query(sql, org, *chunk) as cursor:
                         names = [d[0] for d in cursor.description]
                         for values in cursor.fetchall():
                             row = dict(zip(names, values, strict=True))

@@ -115,6 +115,7 @@ def test_documented_payloads_land_as_documented(tmp_path: Path) -> None:
             "is_online": True,
             "reported_at": reported,
             "last_seen_at": at,
+            "account": "default",  # the single-account configuration (docs/accounts.md)
         }
     ]
 
@@ -155,7 +156,14 @@ def test_documented_payloads_land_as_documented(tmp_path: Path) -> None:
         "where asset_kind = 'bess'",
     )
     assert readings == [
-        {"site_id": SITE, "asset_kind": "bess", "snapshot_at": at, "active_power_kw": 30, "soc": 75}
+        {
+            "site_id": SITE,
+            "asset_kind": "bess",
+            "snapshot_at": at,
+            "active_power_kw": 30,
+            "soc": 75,
+            "account": "default",
+        }
     ]
     assert set(columns(wh, "asset_readings")) == {
         "site_id",
@@ -163,6 +171,7 @@ def test_documented_payloads_land_as_documented(tmp_path: Path) -> None:
         "snapshot_at",
         "active_power_kw",
         "soc",
+        "account",
         "_dlt_load_id",
         "_dlt_id",
     }

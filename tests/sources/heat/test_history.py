@@ -111,7 +111,7 @@ def legacy_heat():
     with pytest.MonkeyPatch.context() as patch:  # its own: undo() leaves the sandbox env alone
         patch.setattr(heat_source, "SCHEDULE_COLUMNS", columns)
         patch.setattr(heat_source, "SCHEDULE_WRITE_DISPOSITION", disposition)
-        patch.setattr(heat_source, "with_entry_hash", lambda row: row)
+        patch.setattr(heat_source, "with_entry_hash", lambda row, *_: row)
         patch.setattr(heat_source, "_upgrade_entry_hashes", lambda: None)
         patch.setattr(heat_source.Snapshot, "snapshot_rows", lambda self: iter(()))  # no table
         # its views knew no entry_hash

@@ -125,6 +125,7 @@ def test_full_sync_loads_every_documented_table(tmp_path: Path) -> None:
         "owner__first_name": "Alice", "owner__last_name": "Smith",
         "organization__id": 7, "organization__name": "Acme",
         "organization__cloud_host": "acme.solar-assistant.io",
+        "account": "default",  # the single-account configuration (docs/accounts.md)
     }  # fmt: skip
     members = rows(
         db,
