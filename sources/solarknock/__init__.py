@@ -41,6 +41,7 @@ from dlt.sources import DltResource
 from sources.common import ApiError, ConfigurationError
 from sources.common.arrow import PageConverter
 from sources.common.columns import known_columns
+from sources.common.pii import Redactor
 from sources.solarknock.attachments import AttachmentsConfig, attachment_resources
 from sources.solarknock.client import SolarKnockClient, Window, iso, parse_ts
 from sources.solarknock.settings import (
@@ -50,6 +51,7 @@ from sources.solarknock.settings import (
     DEFAULT_PAGE_SIZE,
     LIST_COLUMN_HINTS,
     LIST_ENDPOINTS,
+    PII,
     SOURCE_NAME,
     TIMESTAMP_COLUMNS,
     ListEndpoint,
@@ -117,6 +119,8 @@ def solarknock(
             hint=f"sources.solarknock.endpoints takes {sorted(paths)}",
         )
     paths.update({k: str(v).strip("/") for k, v in (endpoints or {}).items()})
+    # [solarsync.pii]: applied to every page as it comes from the API (docs/pii.md)
+    redactor = Redactor(SOURCE_NAME, PII)
     client = SolarKnockClient(
         api_key.strip(),
         base_url,
@@ -149,19 +153,26 @@ def solarknock(
     def org() -> Iterator[dict[str, Any]]:
         row, _ = client.org_and_server_time()
         if row is not None:
-            yield row
+            yield redactor.row("org", copy.deepcopy(row))  # the client keeps the raw one
 
     # dates such as knock_date land as DATE, not text (timestamps are detected by default)
     dlt.current.source_schema().add_type_detection("iso_date")
     resources: list[DltResource] = [org]
     for endpoint in LIST_ENDPOINTS:
         resources.append(
-            _list_resource(client, endpoint, paths[endpoint.name], lookback_seconds, floor, bounds)
+            _list_resource(
+                client, endpoint, paths[endpoint.name], lookback_seconds, floor, bounds, redactor
+            )
         )
     if attachments is None or attachments.enabled:
         leads = next(r for r in resources if r.name == "leads")
         resources += attachment_resources(
-            client, leads, attachments, max_attempts=max_attempts, backoff_factor=backoff_factor
+            client,
+            leads,
+            attachments,
+            max_attempts=max_attempts,
+            backoff_factor=backoff_factor,
+            files=redactor.policy.attachments,
         )
     return resources
 
@@ -186,6 +197,7 @@ def _list_resource(
     lookback_seconds: int,
     floor: pendulum.DateTime | None,
     bounds: tuple[pendulum.DateTime | None, pendulum.DateTime | None] | None,
+    redactor: Redactor,
 ) -> DltResource:
     declared = copy.deepcopy(endpoint.columns)
     # a fresh copy per use: dlt writes into hint dicts
@@ -215,6 +227,7 @@ def _list_resource(
                 counts = dict.fromkeys(counts, 0)
             if not page:
                 continue
+            redactor.rows(endpoint.name, page)  # before anything else sees the page
             if key is None:
                 key = _resolve_key(endpoint, page[0], page_no)
                 state["primary_key"] = list(key)

@@ -8,6 +8,7 @@ from typing import Any
 import dlt
 from dlt.sources import DltResource
 
+from sources.common.pii import AttachmentRules
 from sources.solarknock.attachments.model import COLUMNS, AttachmentsConfig
 from sources.solarknock.attachments.sync import AttachmentSync
 from sources.solarknock.client import SolarKnockClient
@@ -21,13 +22,16 @@ def attachment_resources(
     *,
     max_attempts: int = 5,
     backoff_factor: float = 1.0,
+    files: AttachmentRules | None = None,
 ) -> list[DltResource]:
-    """``lead_attachments`` (a transformer on ``leads``) and ``lead_attachment_retries``."""
+    """``lead_attachments`` (a transformer on ``leads``) and ``lead_attachment_retries``.
+    ``files``: which categories of file are downloaded (``[solarsync.pii.attachments]``)."""
     sync = AttachmentSync(
         client,
         config or AttachmentsConfig(),
         max_attempts=max_attempts,
         backoff_factor=backoff_factor,
+        files=files,
     )
 
     def hints() -> dict[str, Any]:
