@@ -53,6 +53,27 @@ def isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+#: ``[solarsync.pii]`` keeping every value as the API sends it and downloading every file:
+#: tests of what the API sends (contracts, attachments) use it; tests/sources/common/pii and
+#: tests/pipelines/test_pii*.py test the shipped default and the other actions
+KEEP_ALL = {
+    "SOLARSYNC__PII__CONTACT": "keep",
+    "SOLARSYNC__PII__STAFF": "keep",
+    "SOLARSYNC__PII__ADDRESS": "keep",
+    "SOLARSYNC__PII__LOCATION": "keep",
+    "SOLARSYNC__PII__NOTES": "keep",
+    "SOLARSYNC__PII__ATTACHMENTS": '{"id_document": "download", "contract": "download", '
+    '"bill": "download", "photo": "download", "other": "download"}',
+}
+
+
+@pytest.fixture
+def pii_keep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Personal data kept as sent (``KEEP_ALL``)."""
+    for name, value in KEEP_ALL.items():
+        monkeypatch.setenv(name, value)
+
+
 @pytest.fixture(autouse=True)
 def isolated_dlt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own dlt data dir and warehouse path; no real credentials leak in."""

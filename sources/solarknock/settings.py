@@ -155,9 +155,10 @@ _TIMES = ("created_at", "updated_at", "deleted_at")
 PII = Declared(
     SOURCE_NAME,
     tables={
-        # the organisation's own people: class staff (by default as contact)
-        "users": {"name": "staff.name", "email": "staff.email",
-                  "profile_picture_url": "staff.text", "badge_photo_url": "staff.text"},
+        # the organisation's own reps: their names are staff (kept by default: leaderboards),
+        # how to reach them is contact
+        "users": {"name": "staff.name", "email": "contact.email", "phone": "contact.phone",
+                  "profile_picture_url": "contact.text", "badge_photo_url": "contact.text"},
         "knocks": {"homeowner_name": "contact.name", **_ADDRESS, "lat": "location.lat",
                    "lng": "location.lng", "notes": "notes"},
         "leads": {"name": "contact.name", "email": "contact.email", "phone": "contact.phone",
@@ -188,6 +189,5 @@ PII = Declared(
                              "reason", "blob_path", "sha256", "bytes_stored", "downloaded_at",
                              "lead_updated_at"),
     },
-    people={"users": "staff"},
     attachments={"leads": "attachments"},
 )  # fmt: skip

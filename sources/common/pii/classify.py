@@ -144,9 +144,7 @@ _ID_NUMBER = re.compile(
     r"tax_id|tin|drivers?_licen[cs]e(_number|_no|_id)?|licen[cs]e_(number|no)|"
     r"date_of_birth|birth_?date|dob|birthday|id_card(_number)?)$"
 )
-_EMAIL_KEY = re.compile(
-    r"(^|_)(e_?mail|email_address|emails|mail)(_?\d+)?$|^e_?mail(_|\d|$)"
-)
+_EMAIL_KEY = re.compile(r"(^|_)(e_?mail|email_address|emails|mail)(_?\d+)?$|^e_?mail(_|\d|$)")
 _PHONE_KEY = re.compile(
     r"(^|_)(phone|phones|telephone|tel|mobile|cell|cellphone|cell_phone|fax|sms|whatsapp)"
     r"(_?(number|numbers|no|num))?(_?\d+)?$|^phone(_|\d|$)"

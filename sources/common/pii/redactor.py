@@ -97,6 +97,10 @@ class Redactor:
         self._guarded = False
         self._reported: set[tuple[str, tuple[str, ...]]] = set()
         self._record: dict[str, Any] | None = None
+        #: whether the pipeline held this source's state before this run, without a stamp:
+        #: data loaded before solarsync protected personal data (taken now, before any
+        #: resource of this run writes to the state)
+        self._legacy = self._had_unstamped_state()
 
     # -- rows -----------------------------------------------------------------------------------
     def rows(self, table: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -138,7 +142,9 @@ class Redactor:
             found = self.classifier.classify(table, path)
             column = data.column(name)
             kind = column.type
-            nested = pa.types.is_struct(kind) or pa.types.is_list(kind) or pa.types.is_large_list(kind)
+            nested = (
+                pa.types.is_struct(kind) or pa.types.is_list(kind) or pa.types.is_large_list(kind)
+            )
             if found is IDENTIFIER or (found is SAFE and not nested):
                 continue
             if found is None and not nested and not pa.types.is_string(kind):
@@ -204,6 +210,22 @@ class Redactor:
         except Exception:  # iterated outside a pipeline (tests, a bare resource)
             return None
 
+    def _had_unstamped_state(self) -> bool:
+        from dlt.common.configuration.container import Container
+        from dlt.common.pipeline import PipelineContext
+
+        try:
+            context = Container()[PipelineContext]
+            if not context.is_active():  # a bare resource (tests): nothing stored
+                return False
+            state = context.pipeline().state.get("sources", {}).get(self.source)
+        except Exception:
+            return False
+        if not isinstance(state, dict) or STATE_KEY in state:
+            return False
+        resources = state.get("resources") or {}
+        return any(isinstance(r, dict) and r for r in resources.values())
+
     def _guard(self) -> None:
         if self._guarded:
             return
@@ -217,7 +239,7 @@ class Redactor:
         current = self.stamp()
         if isinstance(record, dict) and isinstance(record.get("policy"), dict):
             stored = record["policy"]
-        elif any(k != STATE_KEY for k in state):
+        elif self._legacy:
             stored = legacy_stamp(self.classes(), bool(self.declared.attachments))
         else:
             stored = current  # a new pipeline: nothing stored yet

@@ -4,7 +4,7 @@ and the :class:`Policy` it resolves to.
 ```toml
 [solarsync.pii]                 # .dlt/config.toml (env SOLARSYNC__PII__<KEY>)
 contact = "hash"                # names, emails, phones of homeowners and site members
-# staff = "keep"                # the organisation's own people (SolarKnock reps); default: as contact
+staff = "keep"                  # the names of the organisation's own reps (leaderboards)
 address = "hash"                # street and unit; the parts in address_keep stay
 address_keep = ["city", "state", "zip", "county"]
 location = "round"              # lat/lng: keep, round (to location_decimals) or drop
@@ -52,6 +52,7 @@ LOCATION_ACTIONS = ("keep", "round", "drop", "hash", "mask")
 #: the policy of a new installation (README, "Personal data"; docs/pii.md)
 DEFAULTS: dict[str, str] = {
     "contact": "hash",
+    "staff": "keep",
     "address": "hash",
     "location": "round",
     "notes": "drop",
@@ -61,7 +62,7 @@ DEFAULT_LOCATION_DECIMALS = 2
 DEFAULT_COUNTRY_CODE = "1"
 MIN_KEY_LENGTH = 16
 KEY_HINT = (
-    'set hash_key under [solarsync.pii] in .dlt/secrets.toml (or SOLARSYNC__PII__HASH_KEY), e.g. '
+    "set hash_key under [solarsync.pii] in .dlt/secrets.toml (or SOLARSYNC__PII__HASH_KEY), e.g. "
     'the output of: python -c "import secrets; print(secrets.token_urlsafe(32))"; keep it: '
     "another key gives other hashes (docs/pii.md)"
 )
@@ -73,8 +74,9 @@ class PiiSettings(BaseConfiguration):
     """``[solarsync.pii]`` (env ``SOLARSYNC__PII__<KEY>``): see the module docstring."""
 
     contact: str = DEFAULTS["contact"]
-    #: default: the same action as ``contact``
-    staff: Optional[str] = None  # noqa: UP045
+    #: the names of the organisation's own people (SolarKnock reps); their emails and phones
+    #: are ``contact``
+    staff: str = DEFAULTS["staff"]
     address: str = DEFAULTS["address"]
     #: a list, ``"city,zip"`` or ``[]``; default city, state, zip, county
     address_keep: Optional[Any] = None  # noqa: UP045
@@ -142,10 +144,7 @@ class Policy:
         actions: dict[str, Action] = {}
         for cls in ("contact", "address", "notes"):
             actions[cls] = self._action(cls, getattr(settings, cls) or DEFAULTS[cls], ACTIONS)
-        staff = settings.staff
-        actions["staff"] = (
-            self._action("staff", staff, ACTIONS) if staff not in (None, "") else actions["contact"]
-        )
+        actions["staff"] = self._action("staff", settings.staff or DEFAULTS["staff"], ACTIONS)
         decimals = int(settings.location_decimals)
         if not 0 <= decimals <= 8:
             raise ConfigurationError(

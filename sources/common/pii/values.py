@@ -142,9 +142,7 @@ class Hasher:
 def is_hash(value: Any) -> bool:
     """Whether ``value`` looks like what :class:`Hasher` writes (64 lower-case hex digits)."""
     return (
-        isinstance(value, str)
-        and len(value) == 64
-        and all(c in "0123456789abcdef" for c in value)
+        isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
     )
 
 
