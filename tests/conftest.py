@@ -32,8 +32,10 @@ def _vcr_without_boto3() -> None:
 _vcr_without_boto3()
 
 
-#: ``[solarsync.pii] hash_key`` of every test (tests of a missing key remove it)
+#: ``[solarsync.pii] hash_key`` of every test (tests of a missing key remove it); also for
+#: module-scoped fixtures and subprocesses that build their environment from this one
 TEST_HASH_KEY = "test-hash-key-0123456789abcdef"
+os.environ.setdefault("SOLARSYNC__PII__HASH_KEY", TEST_HASH_KEY)
 
 
 def isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

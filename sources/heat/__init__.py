@@ -47,6 +47,7 @@ from dlt.sources import DltResource
 from sources.common import ConfigurationError, stats_for
 from sources.common.clients import ClientCache
 from sources.common.columns import known_columns
+from sources.common.pii import Redactor
 from sources.heat.client import HeatClient
 from sources.heat.model import (
     TypeWatch,
@@ -65,6 +66,7 @@ from sources.heat.settings import (
     ENTRY_HASH_COLUMN,
     ENTRY_HASH_VERSION,
     MAX_CONCURRENCY,
+    PII,
     READING_COLUMNS,
     SCHEDULE_COLUMNS,
     SCHEDULE_WRITE_DISPOSITION,
@@ -150,16 +152,20 @@ def heat(
     client.use_stats(stats_for(SOURCE_NAME))
     client.health()  # down: raise before anything is extracted
     snapshot = Snapshot(client, int(concurrency))
-    return [
-        dlt.resource(
-            _generator(getattr(snapshot, table.rows)),
-            name=name,
-            write_disposition=copy.deepcopy(table.write_disposition),
-            primary_key=copy.deepcopy(table.primary_key),
-            columns=copy.deepcopy(table.columns),
-        )
-        for name, table in tables().items()
-    ]
+    # [solarsync.pii]: applied to every table before anything is written (docs/pii.md)
+    redactor = Redactor(SOURCE_NAME, PII)
+    return redactor.protect(
+        [
+            dlt.resource(
+                _generator(getattr(snapshot, table.rows)),
+                name=name,
+                write_disposition=copy.deepcopy(table.write_disposition),
+                primary_key=copy.deepcopy(table.primary_key),
+                columns=copy.deepcopy(table.columns),
+            )
+            for name, table in tables().items()
+        ]
+    )
 
 
 def _generator(method: Callable[[], Iterator[Any]]) -> Callable[[], Iterator[Any]]:

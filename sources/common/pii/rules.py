@@ -30,6 +30,10 @@ DROP = _Drop()
 Handler = Callable[[Any], Any]
 
 
+def _looks_like_place(value: str) -> bool:
+    return any(c.isdigit() for c in value) and any(c in value for c in " ,")
+
+
 def _text(value: Any) -> bool:
     return isinstance(value, str) and bool(value.strip())
 
@@ -70,7 +74,11 @@ class ActionRules:
 
                 def point(value: Any) -> Any:
                     if isinstance(value, str) and value.strip() and not is_point(value):
-                        return place(value) if place else value  # a place written out
+                        # a place written out ("12 Elm St, Springfield") is an address; a
+                        # word ("solar", "garage": where a meter sits) is not a place
+                        if place is not None and _looks_like_place(value):
+                            return place(value)
+                        return value
                     if isinstance(value, str):
                         return round_point(value, decimals) if value.strip() else value
                     return round_coordinate(value, decimals)

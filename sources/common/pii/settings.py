@@ -207,6 +207,12 @@ class Policy:
                     "nothing was loaded",
                     hint=KEY_HINT + ', or choose "drop" (or "mask") for those classes',
                 )
+            if self._key.strip().upper().startswith("CHANGE-ME"):
+                raise ConfigurationError(
+                    f"{SECTION} hash_key is still the placeholder of .dlt/secrets.toml.example: "
+                    "anyone who read it could reverse every hash",
+                    hint=KEY_HINT,
+                )
             if len(self._key) < MIN_KEY_LENGTH:
                 raise ConfigurationError(
                     f"{SECTION} hash_key is too short ({len(self._key)} characters; at least "
@@ -218,6 +224,15 @@ class Policy:
 
     def require_key(self, classes: Iterable[str]) -> None:
         """Fail now (before anything is read) when one of ``classes`` hashes without a key."""
+        classes = list(classes)
+        if self.hashes(classes) and self._hasher is None and not self._key:
+            hashed = [c for c in CLASSES if c in classes and self.actions[c].name == "hash"]
+            what = ", ".join(f'{c} = "hash"' for c in hashed)
+            raise ConfigurationError(
+                f"{SECTION} {what} needs a secret hash key, and none is configured; "
+                "nothing was loaded",
+                hint=KEY_HINT + ', or choose "drop" (or "mask") for those classes',
+            )
         if self.hashes(classes):
             self.hasher  # noqa: B018
 
