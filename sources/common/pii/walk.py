@@ -109,6 +109,9 @@ class Walker:
 
     def _apply(self, table: str, path: tuple[str, ...], pii: Pii, value: Any) -> Any:
         if isinstance(value, dict | list):
+            handle = self.rules.handler(pii)
+            if handle is not None and handle("") is DROP:  # "drop": the whole object goes
+                return DROP
             return self._container(table, path, value, pii)
         return self._scalar(pii, value)
 
@@ -122,8 +125,11 @@ class Walker:
         self, table: str, path: tuple[str, ...], value: Any, inherited: Pii | None
     ) -> Any:
         if isinstance(value, dict):
+            had = bool(value)
             self._object(table, path, value, inherited)
-            return value
+            # every field dropped: no empty object (Parquet cannot write a struct without
+            # fields, and {} says nothing)
+            return DROP if had and not value else value
         drops = []
         for index, item in enumerate(value):
             if item is None:
