@@ -358,3 +358,47 @@ def test_one_homeowner_one_hash_across_sources(tmp_path, monkeypatch, stand_in):
     assert hashed("email", f"  {ZEB_EMAIL.upper()}") in {r["email"] for r in leads}
     hits, _ = found_in_tables(warehouse, [member["email"], member["first_name"] + " "])
     assert not hits, hits
+
+
+def test_a_policy_change_is_refused_then_pii_apply_rewrites_what_is_stored(
+    any_warehouse, stand_in, tmp_path, monkeypatch, capsys
+):
+    """Loaded raw (keep), then the shipped policy: the next run refuses to mix the two;
+    `solarsync pii apply` rewrites every stored value (the lake's older versions vacuumed,
+    DuckDB compacted, Postgres VACUUM FULL); the hashes equal what a run computes."""
+    from tests.conftest import KEEP_ALL
+
+    monkeypatch.chdir(tmp_path)
+    destination = (
+        "filesystem" if any_warehouse.kind.startswith("filesystem") else any_warehouse.kind
+    )
+    monkeypatch.setenv("SOLARSYNC__DESTINATION", destination)
+    for name, value in KEEP_ALL.items():
+        monkeypatch.setenv(name, value)
+    assert run("run", "solarknock") == 0
+    with any_warehouse.reader() as reader:
+        raw = reader.rows("select count(*) from solarknock.leads where name = ?", [ZEB_NAME])
+    assert raw == [(1,)]  # kept as sent
+
+    for name in KEEP_ALL:
+        monkeypatch.delenv(name)
+    capsys.readouterr()
+    assert run("run", "solarknock") == 1
+    said = "".join(capsys.readouterr())
+    assert "another personal-data policy" in said and "solarsync pii apply" in said
+
+    assert run("pii", "apply", "solarknock") == 0
+    said = "".join(capsys.readouterr())
+    assert "values rewritten" in said, said
+    assert run("run", "solarknock") == 0  # the stamp is the configured policy now
+    output = "".join(capsys.readouterr())
+    raw_values = [ZEB_NAME, ZEB_EMAIL, ZEB_STREET, NOTE, OPH_EMAIL, REF_EMAIL]
+    hits = found_in_files(tmp_path, raw_values) + found_in_s3(raw_values, written=True)
+    hits += found_in_tables(any_warehouse, raw_values)[0]
+    hits += [n for n in raw_values if n.lower() in output.lower()]
+    assert not hits, hits
+    with any_warehouse.reader() as reader:
+        leads = reader.records("select name, email, notes, address_city from solarknock.leads")
+    assert sum(r["name"] == hashed("name", ZEB_NAME) for r in leads) == 2
+    assert sum(r["email"] == hashed("email", ZEB_EMAIL) for r in leads) == 2
+    assert all(r["notes"] is None for r in leads)
