@@ -204,6 +204,8 @@ def _changes(
                 changed += 1
             new.append(got)
         if differs:
+            # Postgres reads jsonb as Python objects: written back as JSON text
+            new = [json.dumps(v, default=str) if isinstance(v, dict | list) else v for v in new]
             out_rows.append((*new, *ids))
     return out_rows, changed
 
