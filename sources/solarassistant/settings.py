@@ -118,7 +118,8 @@ PII = Declared(
         "users": _PERSON,
         "site_members": _PERSON,
         "org_users": _PERSON,
-        "sites": {f"owner.{k}": v for k, v in _PERSON.items()},
+        # the owner object: a person; every field of it takes the class contact
+        "sites": {"owner": "contact", **{f"owner.{k}": v for k, v in _PERSON.items()}},
     },
     safe={
         "users": ("role", "created_at", "updated_at"),

@@ -104,7 +104,8 @@ PII = Declared(
     safe={
         "site_info": ("site_name", "country", "state", "region", "utility", "distributor",
                       "retailer", "timezone", "grid_code"),
-        "meter_readings": ("meter", "gateway"),
+        # location: where a meter sits ("solar", "site"), not a place
+        "meter_readings": ("meter", "gateway", "location"),
         "powerwalls": ("gateway", "type", "package_serial_number", "package_part_number"),
     },
 )  # fmt: skip

@@ -153,7 +153,7 @@ def run(*args: str) -> int:
 def found_in_files(root: Path, needles: list[str]) -> list[str]:
     hits = []
     lowered = [n.lower().encode() for n in needles]
-    for path in root.rglob("*"):
+    for path in [root] if root.is_file() else root.rglob("*"):
         if not path.is_file():
             continue
         data = path.read_bytes().lower()
@@ -345,6 +345,13 @@ def test_one_homeowner_one_hash_across_sources(tmp_path, monkeypatch, stand_in):
         point_at(sa, monkeypatch)
         monkeypatch.setenv("SOURCES__SOLARASSISTANT__API_TOKEN", "sa-token-pii")
         member = copy.deepcopy(sa.truth("org_users")[0])
+        people = [
+            row[key]
+            for table in ("users", "org_users", "site_members")
+            for row in sa.truth(table)
+            for key in ("email", "phone_number")
+            if row.get(key)
+        ]
         assert run("run", "solarknock") == 0
         assert run("run", "solarassistant") == 0
     from pipelines.destinations.duckdb import DuckDBWarehouse
@@ -356,7 +363,9 @@ def test_one_homeowner_one_hash_across_sources(tmp_path, monkeypatch, stand_in):
     email = {r["id"]: r["email"] for r in got}[member["id"]]
     assert email == hashed("email", member["email"].upper())
     assert hashed("email", f"  {ZEB_EMAIL.upper()}") in {r["email"] for r in leads}
-    hits, _ = found_in_tables(warehouse, [member["email"], member["first_name"] + " "])
+    assert len(people) > 5
+    hits = found_in_tables(warehouse, people)[0] + found_in_files(tmp_path / "dlt", people)
+    hits += found_in_files(tmp_path / "warehouse.duckdb", people)
     assert not hits, hits
 
 

@@ -14,6 +14,11 @@
 
 CREATE SCHEMA IF NOT EXISTS analytics;
 
+-- Personal data ([solarsync.pii], docs/pii.md): homeowner_name, name, email, phone and address
+-- hold what the policy wrote: hashes by default (join on them), masks, or NULL under "drop";
+-- address_city/state/zip are the area parts of the address (counts by area); lat/lng may be
+-- rounded or NULL; notes NULL by default.
+
 -- analytics.knocks: live knock pins (deleted_at IS NULL); actions_taken as text
 -- ('door_knocked, proposal_given', for display and filters); one row per action in
 -- analytics.knock_actions.
@@ -25,6 +30,9 @@ SELECT
     appointment_id,
     homeowner_name,
     address,
+    address_city,
+    address_state,
+    address_zip,
     lat,
     lng,
     status,
@@ -67,6 +75,9 @@ SELECT
     email,
     phone,
     address,
+    address_city,
+    address_state,
+    address_zip,
     monthly_bill,
     roof_type,
     interest_level,
@@ -111,6 +122,7 @@ SELECT
     listed.a.size AS size,
     listed.a.uploadedAt AS uploaded_at,
     listed.a.uploadedBy AS uploaded_by,
+    f.file_category,
     f.status,
     f.blob_path,
     f.sha256

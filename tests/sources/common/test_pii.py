@@ -210,3 +210,32 @@ def test_identifiers_dates_and_versions_are_not_mistaken_for_phone_numbers():
     )  # fmt: skip
     assert row["external_ref"] == "2024-05-01 10:00:00"
     assert row["ip"] == "192.168.100.200" and row["count"] == 5551234567
+
+
+def test_each_source_declares_its_people_and_places(caplog):
+    from sources.heat.settings import PII as HEAT
+    from sources.solarassistant.settings import PII as SA
+    from sources.tesla.settings import PII as TESLA
+
+    hasher, p = Hasher(KEY), make()
+    with caplog.at_level(logging.WARNING, "solarsync.pii"):
+        site = Redactor("heat", HEAT, p).row(
+            "sites",
+            {
+                "site_id": "s1",
+                "site_name": "Site 1",
+                "location": {"lat": 52.123456, "lon": 13.98765},
+            },
+        )
+        member = Redactor("solarassistant", SA, p).row(
+            "sites", {"id": 7, "name": "my-site", "owner": {"id": 1, "email": "Me@Example.com",
+                                                           "first_name": "Alice", "last_name": "Smith"}}
+        )  # fmt: skip
+        meter = Redactor("tesla", TESLA, p).row(
+            "meter_readings", {"gateway": "home", "meter": "site", "location": "solar"}
+        )
+    assert site["location"] == {"lat": 52.12, "lon": 13.99} and site["site_name"] == "Site 1"
+    assert member["owner"]["email"] == hasher("me@example.com")
+    assert member["owner"]["first_name"] == hasher("alice") and member["name"] == "my-site"
+    assert meter["location"] == "solar"  # where a meter sits, not a place
+    assert "not a declared column" not in caplog.text  # all of it declared
