@@ -159,11 +159,13 @@ PII = Declared(
         # how to reach them is contact
         "users": {"name": "staff.name", "email": "contact.email", "phone": "contact.phone",
                   "profile_picture_url": "contact.text", "badge_photo_url": "contact.text"},
-        "knocks": {"homeowner_name": "contact.name", **_ADDRESS, "lat": "location.lat",
-                   "lng": "location.lng", "notes": "notes"},
+        # a bare "name" of a knock or an appointment (not documented) is the homeowner's
+        "knocks": {"homeowner_name": "contact.name", "name": "contact.name", **_ADDRESS,
+                   "lat": "location.lat", "lng": "location.lng", "notes": "notes"},
         "leads": {"name": "contact.name", "email": "contact.email", "phone": "contact.phone",
                   **_ADDRESS, "notes": "notes", "attachments.fileName": "notes.file_name"},
-        "appointments": {"notes": "notes"},
+        "appointments": {"notes": "notes", "homeowner_name": "contact.name",
+                         "name": "contact.name"},
     },
     # lead_attachments rows are made from leads already protected (file_name included)
     derived={"lead_attachments": {"file_name": "notes.file_name"}},

@@ -191,7 +191,7 @@ def by_pattern(path: tuple[str, ...], person_class: str = "contact") -> Pii | _S
     when the name says nothing."""
     key = path[-1]
     parents = path[:-1]
-    in_person = any(p in _PERSON for p in parents)
+    in_person = any(p in _PERSON or _is_person_object(p) for p in parents)
     in_address = any(p in _ADDRESSY or _ADDRESS_KEY.search(p) for p in parents)
     if _ID_NUMBER.search(key):
         return Pii(person_class, "text")
@@ -229,6 +229,20 @@ def by_pattern(path: tuple[str, ...], person_class: str = "contact") -> Pii | _S
     if _PHOTO_KEY.search(key):
         return Pii(person_class, "text")
     return None
+
+
+#: words that make an object a person's (``contactInfo``, ``primary_homeowner``,
+#: ``ownerDetails``): a bare ``name`` inside is that person's name
+_PERSON_WORDS = frozenset(
+    "homeowner homeowners owner owners customer customers client clients contact contacts "
+    "resident residents tenant tenants spouse person people applicant applicants coapplicant "
+    "buyer buyers signer signers household occupant occupants referrer landlord "
+    "homeowner1 homeowner2 owner1 owner2".split()
+)
+
+
+def _is_person_object(key: str) -> bool:
+    return any(part in _PERSON_WORDS for part in key.split("_"))
 
 
 #: network addresses of devices, not where anybody lives

@@ -48,6 +48,8 @@ _POINT = re.compile(r"^\s*\(?\s*(-?\d{1,3}(?:\.\d+)?)\s*[,;\s]\s*(-?\d{1,3}(?:\.
 # --------------------------------------------------------------------------- normalizing
 def _fold(text: str) -> str:
     """NFKC, accents off, case folded."""
+    if text.isascii():  # nothing to decompose (most values): the same result, faster
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text)
     plain = "".join(c for c in decomposed if not unicodedata.combining(c))
     return unicodedata.normalize("NFKC", plain).casefold()

@@ -239,3 +239,19 @@ def test_each_source_declares_its_people_and_places(caplog):
     assert member["owner"]["first_name"] == hasher("alice") and member["name"] == "my-site"
     assert meter["location"] == "solar"  # where a meter sits, not a place
     assert "not a declared column" not in caplog.text  # all of it declared
+
+
+def test_other_field_names_a_stand_in_may_use():
+    hasher = Hasher(KEY)
+    row = Redactor("src", DECLARED, make()).row(
+        "leads",
+        {"id": "1", "homeownerName": "Jo Bloggs", "contactInfo": {"name": "Jo Bloggs",
+         "phoneNumber": "555-987-6543"}, "streetAddress": "9 Oak Rd", "latitude": 40.712776,
+         "comments": "dog", "mailingAddress": {"line1": "9 Oak Rd", "zip": "10001"}},
+    )  # fmt: skip
+    name = hasher(normalize("name", "Jo Bloggs"))
+    assert row["homeownerName"] == name and row["contactInfo"]["name"] == name
+    assert row["contactInfo"]["phoneNumber"] == hasher("+15559876543")
+    assert is_hash(row["streetAddress"]) and is_hash(row["mailingAddress"]["line1"])
+    assert row["mailingAddress"]["zip"] == "10001" and row["latitude"] == 40.71
+    assert "comments" not in row
