@@ -120,9 +120,14 @@ def parse_iso(value: str) -> datetime:
     return dt.astimezone(UTC)
 
 
+#: generated data ends at least this long before the real clock, so a server whose clock runs
+#: behind (tests skew it by up to 10 minutes) never serves rows stamped in its own future
+ANCHOR_MARGIN = timedelta(hours=1)
+
+
 def default_anchor_ms() -> int:
-    """Today's UTC midnight: generated data ends just before it."""
-    now = datetime.now(UTC)
+    """The last UTC midnight at least :data:`ANCHOR_MARGIN` ago: generated data ends before it."""
+    now = datetime.now(UTC) - ANCHOR_MARGIN
     return ms_of(datetime(now.year, now.month, now.day, tzinfo=UTC))
 
 
