@@ -35,6 +35,12 @@ logger = logging.getLogger("solarsync.pii")
 STATE_KEY = "pii"
 
 
+#: where a file's name and type are, in an element of a list of attachments (snake_case)
+_FILE_NAME_KEYS = ("file_name", "filename", "original_file_name", "original_name",
+                   "original_filename", "name", "title")  # fmt: skip
+_MIME_KEYS = ("mime_type", "mimetype", "content_type", "media_type", "type")
+
+
 class PolicyChangedError(ConfigurationError):
     """The configured policy is not the one the stored data was written under."""
 
@@ -191,10 +197,10 @@ class Redactor:
         rules = self.policy.attachments
         for element in files:
             if isinstance(element, dict) and CATEGORY_KEY not in element:
-                element[CATEGORY_KEY] = rules.category(
-                    element.get("fileName", element.get("file_name")),
-                    element.get("mimeType", element.get("mime_type")),
-                )
+                keys = {snake(k): v for k, v in element.items()}
+                name = next((keys[k] for k in _FILE_NAME_KEYS if keys.get(k)), None)
+                mime = next((keys[k] for k in _MIME_KEYS if keys.get(k)), None)
+                element[CATEGORY_KEY] = rules.category(name, mime)
 
     # -- the stored policy ----------------------------------------------------------------------
     def classes(self) -> set[str]:
