@@ -307,11 +307,13 @@ def _rewrite_lake(pipeline: Any, lake: Any, name: str, walker: Walker) -> dict[s
             data = data.set_column(data.column_names.index(column), column, array)
         if not changed:
             continue
+        partitions = list(delta.metadata().partition_columns or []) or None
         write_deltalake(
             lake.table_url(name, table),
             data,
             mode="overwrite",
             schema_mode="overwrite",
+            partition_by=partitions,
             storage_options=options,
         )
         delta = lake.delta_table(name, table)
