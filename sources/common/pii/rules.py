@@ -70,14 +70,15 @@ class ActionRules:
         if pii.cls == "location":
             decimals = action.decimals if action.decimals is not None else 2
             if pii.kind == "point":
-                place = self.handler(Pii("address", "address"))
 
                 def point(value: Any) -> Any:
                     if isinstance(value, str) and value.strip() and not is_point(value):
                         # a place written out ("12 Elm St, Springfield") is an address; a
-                        # word ("solar", "garage": where a meter sits) is not a place
-                        if place is not None and _looks_like_place(value):
-                            return place(value)
+                        # word ("solar", "garage": where a meter sits) is not a place. The
+                        # address rule only then (it may need the hash key)
+                        if _looks_like_place(value):
+                            place = self.handler(Pii("address", "address"))
+                            return value if place is None else place(value)
                         return value
                     if isinstance(value, str):
                         return round_point(value, decimals) if value.strip() else value

@@ -255,3 +255,15 @@ def test_other_field_names_a_stand_in_may_use():
     assert is_hash(row["streetAddress"]) and is_hash(row["mailingAddress"]["line1"])
     assert row["mailingAddress"]["zip"] == "10001" and row["latitude"] == 40.71
     assert "comments" not in row
+
+
+def test_sources_that_hash_nothing_need_no_key():
+    from sources.heat.settings import PII as HEAT
+    from sources.tesla.settings import PII as TESLA
+
+    no_key = Policy(PiiSettings())
+    site = Redactor("heat", HEAT, no_key).row(
+        "sites", {"site_id": "s", "location": {"lat": 1.23456}}
+    )
+    assert site["location"] == {"lat": 1.23}
+    assert Redactor("tesla", TESLA, no_key).row("site_info", {"site_name": "home"})
