@@ -468,6 +468,13 @@ def scenario_report(bench: Bench, results: dict[str, Any]) -> None:
     run(bench, results)
 
 
+def scenario_targets(bench: Bench, results: dict[str, Any]) -> None:
+    """9: the targets of issue 22 (no-op, HEAT, Postgres, S3 lake, RSS), one line each."""
+    from bench.targets import scenario_targets as run
+
+    run(bench, results)
+
+
 SCENARIOS = {
     "1": scenario_backfill,
     "2": scenario_memory,
@@ -477,6 +484,7 @@ SCENARIOS = {
     "6": scenario_lake,
     "7": scenario_publish,
     "8": scenario_report,
+    "9": scenario_targets,
 }
 
 
@@ -523,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
         "(1 = backfill, profile, no-op, incremental; 2 = memory; 3 = rate limit; "
         "4 = per-site fan-out of HEAT and SolarAssistant; 5 = backfill into Postgres vs "
         "DuckDB; 6 = the Delta lake; 7 = publishing the DuckDB file for BI; 8 = the report "
-        "page with a week of 5 s polls)",
+        "page with a week of 5 s polls; 9 = the targets of issue 22, one line each)",
     )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the temp dirs (logs, DBs)")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")

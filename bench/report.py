@@ -190,6 +190,10 @@ def render(results: dict[str, Any]) -> str:
 
     lines += render_report_page(results)
 
+    from bench.targets import render_targets
+
+    lines += render_targets(results)
+
     p = results.get("profile")
     if p:
         if p.get("error"):

@@ -163,7 +163,8 @@ def poll_source(
                         selected = list(source.selected_resources)
                         errors = last_sync(sync.pipeline.state, selected).errors
                     else:
-                        source = spec.factory()()
+                        # as the destination loads it (Postgres: nested values as JSON text)
+                        source = warehouse.adapt(spec.factory()())
                         if spec.poll_resources:
                             source = source.with_resources(*spec.poll_resources)
                         errors = []

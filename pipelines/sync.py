@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import json
 import logging
 import os
 import time
@@ -38,6 +40,7 @@ from pipelines.journal import PollJournal, resource_hints
 from pipelines.registry import SourceSpec
 from pipelines.results import SourceResult
 from pipelines.sync_state import LastSync, last_sync
+from pipelines.views import views_sql
 from sources.common import (
     LockedError,
     SolarsyncError,
@@ -160,13 +163,31 @@ class Sync:
                 self.resumed += self._finish_journal(source)
         return source
 
-    def extract(self, source: Any) -> dict[str, int]:
-        """Extract and normalize ``source`` (not holding the warehouse); rows per table."""
+    def extract(self, source: Any) -> dict[str, int] | None:
+        """Extract and normalize ``source`` (not holding the warehouse); rows per table. None
+        when the source extracted no row and changed no schema: nothing to load (see
+        :meth:`discard`)."""
         pipeline = self.pipeline
         if pipeline.config.restore_from_destination and not pipeline.dev_mode:
-            pipeline.sync_destination()  # as run() does: the warehouse's state if newer
-        pipeline.extract(source, loader_file_format=self.warehouse.loader_file_format)
+            # as run() does: the warehouse's state if newer. A warehouse only this host loads
+            # (DuckDB) can hold a newer state only when this host's pipeline dir is new
+            if self.warehouse.shared or pipeline.first_run:
+                pipeline.sync_destination()
+        schemas = self._schema_hashes()
+        info = pipeline.extract(source, loader_file_format=self.warehouse.loader_file_format)
+        if not _data_items(info) and self._schema_hashes() == schemas and not self.resumed:
+            return None
         return self.normalize()
+
+    def discard(self) -> None:
+        """Drop what :meth:`extract` extracted when it holds nothing to load (only dlt's own
+        state): the pipeline's local state goes back to where the run started, so the next run
+        reads from the same checkpoint (its window only grows; nothing is lost), and a run that
+        changed nothing loads and publishes nothing."""
+        self.pipeline.abort_packages()
+
+    def _schema_hashes(self) -> dict[str, str]:
+        return {name: schema.version_hash for name, schema in self.pipeline.schemas.items()}
 
     def normalize(self) -> dict[str, int]:
         """Normalize what was extracted; rows per table (dlt's own tables left out)."""
@@ -193,7 +214,35 @@ class Sync:
             publication = self.warehouse.publish(
                 self.pipeline, self.spec.name, views=self.spec.views, batch=batch
             )
+        if not publication.warnings:
+            self._views_marker(write=True)
         return Loaded(views=publication.views, warnings=publication.warnings)
+
+    def views_current(self) -> bool:
+        """Whether this warehouse got this installation's views of the source at its last
+        publish (no connection: a marker in the pipeline's working dir). A run that changed
+        nothing publishes only when they differ, e.g. after an upgrade of solarsync."""
+        return self._views_marker(write=False)
+
+    def _views_marker(self, *, write: bool) -> bool:
+        if self.spec.views is None:
+            return True
+        path = Path(self.pipeline.working_dir) / VIEWS_MARKER
+        text = views_sql(self.spec.views, self.warehouse.dialect)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        where = self.warehouse.describe()
+        try:
+            marks = json.loads(path.read_text()) if path.exists() else {}
+        except ValueError:
+            marks = {}
+        if not write:
+            return marks.get(where) == digest
+        marks[where] = digest
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(marks))
+        os.replace(tmp, path)
+        return True
 
     def last_sync(self, resources: Sequence[str] | None = None) -> LastSync:
         return last_sync(self.pipeline.state, resources or self.spec.resources)
@@ -227,6 +276,21 @@ class Sync:
             return 0
         logger.warning("%s: loading %d poll(s) left by an interrupted poll", self.spec.name, polls)
         return self.finish_pending()
+
+
+#: per warehouse, the digest of the views file its last clean publish of the source applied
+VIEWS_MARKER = "solarsync_views.json"
+
+
+def _data_items(info: Any) -> int:
+    """Items extracted into tables other than dlt's own (its state), from dlt's extract info."""
+    total = 0
+    for metrics in (getattr(info, "metrics", None) or {}).values():
+        for step in metrics:
+            for table, table_metrics in (step.get("table_metrics") or {}).items():
+                if not table.startswith("_dlt"):
+                    total += int(getattr(table_metrics, "items_count", 0) or 0)
+    return total
 
 
 def record(result: SourceResult, last: LastSync) -> None:
@@ -263,10 +327,16 @@ def run_source(
             result.resumed_packages = sync.resumed
             if resources:
                 source = source.with_resources(*resources)
-            result.rows = sync.extract(source)
-            loaded = sync.load() or sync.publish()
+            rows = sync.extract(source)
+            last = sync.last_sync(resources)  # read before a discard puts the state back
+            if rows is None:  # nothing changed: nothing to load; publish new views only
+                sync.discard()
+                loaded = Loaded() if sync.views_current() else sync.publish()
+            else:
+                result.rows = rows
+                loaded = sync.load() or sync.publish()
             result.load_ids, result.views = loaded.load_ids, loaded.views
-            record(result, sync.last_sync(resources))
+            record(result, last)
             result.warn(loaded.warnings)
             result.ok = True
     except Exception as exc:  # one failing source must not stop the others

@@ -17,7 +17,7 @@ import importlib
 import os
 from pathlib import Path
 
-from pipelines.destinations.base import BLOB_DIR, Publication, Reader, Warehouse
+from pipelines.destinations.base import BLOB_DIR, Publication, Reader, UpsertRows, Warehouse
 from pipelines.settings import KINDS, destination_kind
 from sources.common import ConfigurationError
 
@@ -64,6 +64,7 @@ __all__ = [
     "KINDS",
     "Publication",
     "Reader",
+    "UpsertRows",
     "Warehouse",
     "as_warehouse",
     "implementation",

@@ -81,6 +81,16 @@ class Reader:
         }
 
 
+@dataclass(frozen=True)
+class UpsertRows:
+    """Rows for :meth:`Warehouse.upsert_rows`: ``table``'s rows replacing those with the same
+    ``key`` (every row has the same columns)."""
+
+    table: str
+    key: tuple[str, ...]
+    rows: list[dict[str, Any]]
+
+
 class Warehouse:
     """One destination as solarsync uses it. Subclasses fill in what differs."""
 
@@ -88,7 +98,9 @@ class Warehouse:
     #: sqlglot dialect of the destination's SQL (views are written in DuckDB's)
     dialect: ClassVar[str] = "duckdb"
     #: the file format dlt loads with (Postgres: insert_values, so JSON columns stay jsonb)
-    loader_file_format: ClassVar[str] = "parquet"
+    loader_file_format: ClassVar[str | None] = "parquet"
+    #: whether other hosts load into it too (its state may be newer than this host's)
+    shared: ClassVar[bool] = True
 
     def dlt_destination(self) -> Any:
         raise NotImplementedError
@@ -114,6 +126,14 @@ class Warehouse:
         """The dlt source as this destination loads it (e.g. Delta table format, partition
         hints, a history strategy the destination supports). Default: unchanged."""
         return source
+
+    def upsert_rows(self, dataset: str, tables: Sequence[UpsertRows]) -> bool:
+        """Merge a few rows by key into tables an earlier dlt load created, in one transaction
+        and without a dlt load (cheaper than a pipeline run for a handful of rows, e.g. a run's
+        history row after a run that changed nothing). False when this destination does not or
+        a table or column is not there yet: the caller loads through dlt then. Readers see the
+        rows after :meth:`publish`. Default: False."""
+        return False
 
     @contextlib.contextmanager
     def writing(self, source: str) -> Iterator[None]:

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+import orjson
 
-from pipelines.destinations import Warehouse, as_warehouse
+from pipelines.destinations import UpsertRows, Warehouse, as_warehouse
 from pipelines.history.jsonl import journal_id, journal_path, read
 from sources.common import redact
 
@@ -153,6 +154,9 @@ def load(warehouse: Warehouse | str | os.PathLike[str], *, journal: Path | None 
             logger.info("run history: another process is loading it; this run's row waits")
             return 0
         warehouse.prepare()
+        direct = _direct(warehouse, journal)
+        if direct is not None:
+            return direct
         pipeline = dlt.pipeline(
             pipeline_name=PIPELINE_NAME,
             destination=warehouse.dlt_destination(),
@@ -170,16 +174,86 @@ def load(warehouse: Warehouse | str | os.PathLike[str], *, journal: Path | None 
             return 0
         with warehouse.lock(PIPELINE_NAME):
             source = warehouse.adapt(history_source(str(journal), key, int(offsets.get(key) or 0)))
-            info = pipeline.run(source)
-            info.raise_on_failed_jobs()
-            trace = pipeline.last_trace
-            normalized = trace.last_normalize_info if trace else None
-            loaded = max(
-                int(normalized.row_counts.get("sync_runs", 0) if normalized else 0), pending
-            )
+            loaded = max(_run(pipeline, source, warehouse), int(pending))
             if loaded:
                 warehouse.publish(pipeline, DATASET_NAME, views=VIEWS)
+        _save_offset(journal, _direct_key(warehouse, journal), size)
         return loaded
+
+
+def _offsets_path(journal: Path) -> Path:
+    return journal.with_name(journal.name + ".offsets.json")
+
+
+def _direct_key(warehouse: Warehouse, journal: Path) -> str:
+    return f"{journal_id(journal)}@{warehouse.describe()}"
+
+
+def _save_offset(journal: Path, key: str, size: int) -> None:
+    """How far the journal is in ``key``'s warehouse, for :func:`_direct` (a file next to the
+    journal: the direct path has no dlt state; a lost update only re-merges rows)."""
+    path = _offsets_path(journal)
+    try:
+        offsets = orjson.loads(path.read_bytes()) if path.exists() else {}
+    except ValueError:
+        offsets = {}
+    offsets[key] = size
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(orjson.dumps(offsets))
+    os.replace(tmp, path)
+
+
+def _direct(warehouse: Warehouse, journal: Path) -> int | None:
+    """The journal rows merged straight into the history tables (:meth:`Warehouse.upsert_rows`)
+    when the destination can and the tables are there, then published: a run's row costs a
+    transaction, not a dlt pipeline run. None: load through dlt (no tables yet, a destination
+    without the hook, or a package an earlier dlt load left pending, which must land first)."""
+    key = _direct_key(warehouse, journal)
+    path = _offsets_path(journal)
+    try:
+        start = int(orjson.loads(path.read_bytes()).get(key) or 0) if path.exists() else 0
+    except ValueError:
+        start = 0
+    size = journal.stat().st_size if journal.exists() else 0
+    if start > size:  # the journal was replaced: everything again (merges are idempotent)
+        start = 0
+    if dlt.pipeline(pipeline_name=PIPELINE_NAME, dataset_name=DATASET_NAME).has_pending_data:
+        return None
+    if start == size:
+        return 0
+    rows, end = read(journal, start)
+    flat = [_flat(row) for row in {row["run_id"]: row for row in rows}.values()]
+    tables = [
+        UpsertRows("sync_runs", ("run_id",), [run for run, _ in flat]),
+        UpsertRows("sync_run_tables", ("run_id", "table_name"), [t for _, ts in flat for t in ts]),
+    ]
+    with warehouse.lock(PIPELINE_NAME):
+        try:
+            merged = warehouse.upsert_rows(DATASET_NAME, tables)
+        except Exception as exc:  # e.g. a value the table's type refuses: dlt's load decides
+            logger.debug("run history: merged through dlt (%s)", redact(str(exc)))
+            return None
+        if not merged:
+            return None
+        warehouse.publish(None, DATASET_NAME, views=VIEWS)
+    _save_offset(journal, key, end)
+    return len(flat)
+
+
+def _run(pipeline: dlt.Pipeline, source: Any, warehouse: Warehouse) -> int:
+    """``pipeline.run(source)`` step by step: a package an earlier load left first, the
+    destination's state only where another host may have written it (a shared warehouse, or
+    this host's pipeline dir is new), then extract, normalize, load. Returns the runs loaded."""
+    if pipeline.has_pending_data:
+        if pipeline.list_extracted_load_packages():
+            pipeline.normalize()
+        pipeline.load().raise_on_failed_jobs()
+    if pipeline.config.restore_from_destination and (warehouse.shared or pipeline.first_run):
+        pipeline.sync_destination()
+    pipeline.extract(source)
+    normalized = pipeline.normalize()
+    pipeline.load().raise_on_failed_jobs()
+    return int(normalized.row_counts.get("sync_runs", 0)) if normalized else 0
 
 
 def load_into(warehouse: Warehouse | str | os.PathLike[str]) -> int:

@@ -2,8 +2,8 @@
 
 Tables (key; cursor; write disposition):
 
-* ``org``: the organisation behind the key (``id``; none; replace). Invite codes are keys and
-  are never loaded.
+* ``org``: the organisation behind the key (``id``; none; merge, loaded when it changed). Invite
+  codes are keys and are never loaded.
 * ``users``, ``knocks``, ``leads``, ``appointments``: (``id``; ``updated_at``; merge)
 * ``daily_stats``, ``app_opens``: (``user_id, date``; ``updated_at``; merge)
 * ``counties``: (``county_fips``; ``updated_at``; merge)
@@ -28,12 +28,14 @@ Soft-deleted rows are kept with ``deleted_at`` set.
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import dlt
+import orjson
 import pendulum
 from dlt.common.configuration.inject import with_config
 from dlt.sources import DltResource
@@ -148,12 +150,23 @@ def solarknock(
         )
 
     @dlt.resource(
-        name="org", write_disposition="replace", primary_key="id", columns=TIMESTAMP_COLUMNS
+        name="org", write_disposition="merge", primary_key="id", columns=TIMESTAMP_COLUMNS
     )
     def org() -> Iterator[dict[str, Any]]:
+        """The org's row when it changed since the last load (a run that changed nothing loads
+        nothing: merged on ``id``, an unchanged row is not loaded again)."""
         row, _ = client.org_and_server_time()
-        if row is not None:
-            yield redactor.row("org", copy.deepcopy(row))  # the client keeps the raw one
+        if row is None:
+            return
+        row = redactor.row("org", copy.deepcopy(row))  # the client keeps the raw one
+        digest = hashlib.sha256(
+            orjson.dumps(row, option=orjson.OPT_SORT_KEYS, default=str)
+        ).hexdigest()
+        state = dlt.current.resource_state()
+        if state.get("row_sha256") == digest:
+            return
+        yield row
+        state["row_sha256"] = digest
 
     # dates such as knock_date land as DATE, not text (timestamps are detected by default)
     dlt.current.source_schema().add_type_detection("iso_date")

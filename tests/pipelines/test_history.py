@@ -11,10 +11,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import dlt
 import duckdb
 import pytest
 
 from pipelines import cli, history, registry
+from pipelines.history.load import PIPELINE_NAME, history_source
 from pipelines.sync import run_source
 from tests.conftest import SK_KEY
 from tests.pipelines.test_poll import SPEC as POLL_SPEC
@@ -361,3 +363,56 @@ def test_status_json_and_fail_if_stale(
     monkeypatch.setenv("SOURCES__SOLARASSISTANT__API_TOKEN", "sa_CONFIGURED1")
     code, report = status(capsys, "--fail-if-stale", "solarassistant", "solarknock")
     assert code == 1 and health_of(report, "solarassistant")["state"] == "never run"
+
+
+def _dlt_loads(warehouse: Path) -> int:
+    return query(warehouse, "select count(*) from solarsync._dlt_loads")[0][0]
+
+
+def test_later_rows_are_merged_without_a_dlt_load_and_equal_what_dlt_loads(
+    isolated_dlt: Path,
+) -> None:
+    """Once dlt created the history tables, a run's row is merged straight into them (no dlt
+    load, so no new ``_dlt_loads`` row): the same rows and types as dlt's own load gives."""
+    direct, reference = isolated_dlt / "direct.duckdb", isolated_dlt / "reference.duckdb"
+    history.append(row(run_id="r1"))
+    assert history.load(direct) == 1  # creates the tables: through dlt
+    loads = _dlt_loads(direct)
+    history.append(row(run_id="r2", status="failed", tables=[]))
+    history.append(row(run_id="r3", warnings=["solarknock: a warning"]))
+    history.append(row(run_id="r1", status="failed"))  # a later version of r1 replaces it
+    assert history.load(direct) == 3
+    assert _dlt_loads(direct) == loads  # merged directly
+    assert history.load(direct) == 0
+    assert history.load(reference) == 3  # a new warehouse: the whole journal through dlt
+    every = "select * from analytics.{} order by all"
+    for view in ("sync_runs", "sync_run_tables"):
+        assert query(direct, every.format(view)) == query(reference, every.format(view))
+    assert query(direct, "select count(*), count(distinct _dlt_id) from solarsync.sync_runs") == [
+        (3, 3)
+    ]
+
+
+def test_rows_with_a_column_the_tables_lack_or_a_pending_package_go_through_dlt(
+    isolated_dlt: Path,
+) -> None:
+    warehouse = isolated_dlt / "warehouse.duckdb"
+    history.append(row(run_id="r1"))
+    history.load(warehouse)
+    loads = _dlt_loads(warehouse)
+    extra = row(run_id="r2")
+    extra["tables"] = [dict(extra["tables"][0], account="north")]  # a column dlt adds
+    history.append(extra)
+    assert history.load(warehouse) == 1
+    assert _dlt_loads(warehouse) == loads + 1
+    assert query(warehouse, "select account from solarsync.sync_run_tables where run_id = 'r2'")
+    # a package a killed dlt load left lands first, through dlt
+    pipeline = dlt.pipeline(pipeline_name=PIPELINE_NAME, dataset_name="solarsync")
+    history.append(row(run_id="r3"))
+    pipeline.extract(history_source(str(history.journal_path()), "elsewhere", 0))
+    assert pipeline.has_pending_data
+    history.append(row(run_id="r4"))
+    history.load(warehouse)
+    assert not pipeline.has_pending_data
+    assert _dlt_loads(warehouse) >= loads + 2
+    assert query(warehouse, "select count(distinct run_id) from solarsync.sync_runs") == [(4,)]

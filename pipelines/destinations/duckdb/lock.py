@@ -206,6 +206,17 @@ def _locking_credentials_class() -> type:
 
     @configspec(init=False)
     class LockingDuckDbCredentials(DuckDbCredentials):
+        def parse_native_representation(self, native_value: Any) -> None:
+            # a file path, as solarsync always passes: no connection-string parsing (dlt's
+            # imports SQLAlchemy for it, a tenth of a second of every run)
+            if isinstance(native_value, str) and "://" not in native_value:
+                self.database = native_value
+                return
+            super().parse_native_representation(native_value)
+
+        def __str__(self) -> str:  # dlt's renders a SQLAlchemy URL (the same, imported)
+            return f"duckdb:///{self.database}"
+
         def on_resolved(self) -> None:
             super().on_resolved()
             self.conn_pool = LockingPool(

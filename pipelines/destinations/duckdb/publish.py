@@ -210,7 +210,9 @@ def publish_file(
         },
     )
     info = Published(method="", bytes=0, seconds=0.0)
-    share, free_bytes = free_share(working)
+    # a file smaller than the least free space worth compacting: no need to ask DuckDB
+    small = compact == "auto" and working.stat().st_size < COMPACT_MIN_FREE
+    share, free_bytes = (0.0, 0) if small else free_share(working)
     if should_compact(compact, share, free_bytes):
         started = time.perf_counter()
         tmp = working.with_name(f"{working.name}.compact-{os.getpid()}")

@@ -3,7 +3,7 @@
 | key | env | default | what |
 |---|---|---|---|
 | ``credentials`` | ``DESTINATION__DUCKDB__CREDENTIALS`` | ``warehouse/solarsync.duckdb`` | the file BI tools open (``--warehouse`` overrides) |
-| ``memory_limit`` | ``DESTINATION__DUCKDB__MEMORY_LIMIT`` | ``128MB`` | DuckDB spills to disk beyond this while loading |
+| ``memory_limit`` | ``DESTINATION__DUCKDB__MEMORY_LIMIT`` | ``64MB`` | DuckDB spills to disk beyond this while loading |
 | ``lock_timeout`` | ``DESTINATION__DUCKDB__LOCK_TIMEOUT`` | ``30m`` | how long a run waits for another using the warehouse |
 | ``publish_every`` | ``DESTINATION__DUCKDB__PUBLISH_EVERY`` | ``5m`` | ``poll``: a copy for BI at most this often |
 | ``compact`` | ``DESTINATION__DUCKDB__COMPACT`` | ``auto`` | compact the working file when publishing: ``auto``, ``always``, ``never`` |
@@ -34,7 +34,7 @@ class DuckDBSettings(BaseConfiguration):
 
     #: dlt's name for the file; a path or ``duckdb:///path``
     credentials: Optional[Any] = None  # noqa: UP045
-    memory_limit: str = "128MB"
+    memory_limit: str = "64MB"
     lock_timeout: str = "30m"
     publish_every: str = "5m"
     compact: str = "auto"

@@ -50,8 +50,10 @@ class DuckDBViews(NoSession):
         self.where = where
         self._fingerprint: str | None = None
         self._digests: dict[str, str] | None = None
-        #: every ``(schema, table)`` the file's statements so far name three-part: a view
-        #: over an earlier view of the file binds through that view's names too
+        #: the file's statements so far, and every ``(schema, table)`` they name three-part
+        #: once bound: a view over an earlier view of the file binds through its names too
+        self._statements: list[str] = []
+        self._bound = 0
         self._stand_ins: set[tuple[str, str]] = set()
 
     def schema(self) -> Any:
@@ -86,15 +88,27 @@ class DuckDBViews(NoSession):
             self._digests = found
         return self._digests
 
+    def bind(self, sql: str) -> str:
+        """``sql`` bound for :attr:`catalog`; the stand-in tables of every statement so far."""
+        for earlier in self._statements[self._bound :]:
+            self._stand_ins |= bind_under(earlier, self.catalog)[1]
+        self._bound = len(self._statements)
+        return bind_under(sql, self.catalog)[0]
+
     def create(
         self, name: str | None, statement: str, rendered: str | Macro, outcome: ViewsOutcome
     ) -> None:
-        bound, three_part = bind_under(str(rendered), self.catalog)
-        self._stand_ins |= three_part
-        digest = hashlib.sha256(f"{bound}\n{self.fingerprint()}".encode()).hexdigest()[:32]
+        sql = str(rendered)
+        self._statements.append(sql)
+        # the statement as written, the catalog it is bound for and the tables' columns: the
+        # same digest, the same view (binding, which may parse the SQL, is skipped)
+        digest = hashlib.sha256(
+            f"{sql}\n{self.catalog}\n{self.fingerprint()}".encode()
+        ).hexdigest()[:32]
         if name is not None and self.digests().get(name) == digest:
             outcome.views.append(name)
             return
+        bound = self.bind(sql)
         try:
             if self._stand_ins:
                 with stand_in_catalog(self.con, self.catalog, self._stand_ins):

@@ -12,8 +12,9 @@ from typing import Any
 
 import dlt
 import duckdb
+import pyarrow as pa
 
-from pipelines.destinations.base import BLOB_DIR, Publication, Reader, Warehouse
+from pipelines.destinations.base import BLOB_DIR, Publication, Reader, UpsertRows, Warehouse
 from pipelines.destinations.duckdb.catalog import bind_under, catalog_name
 from pipelines.destinations.duckdb.files import lock_path, working_path
 from pipelines.destinations.duckdb.lock import WarehouseLock, locked_credentials
@@ -58,6 +59,8 @@ class DuckDBWarehouse(Warehouse):
     """
 
     kind = "duckdb"
+    #: a local file only this host's runs load
+    shared = False
 
     def __init__(self, path: str | os.PathLike[str], config: DuckDBSettings | None = None) -> None:
         self.path = Path(path)
@@ -149,6 +152,21 @@ class DuckDBWarehouse(Warehouse):
         with self._lock.hold(source, self._lock.timeout):
             yield
 
+    def upsert_rows(self, dataset: str, tables: Sequence[UpsertRows]) -> bool:
+        """The rows merged into the working file's tables (DELETE by key, INSERT) in one
+        transaction, under the warehouse lock; ``_dlt_load_id`` is the dataset's newest dlt
+        load, ``_dlt_id`` a new random id. False when a table or column is missing."""
+        with self.writing(dataset):
+            if not self.load_path.exists():
+                return False
+            connection = duckdb.connect(
+                str(self.load_path), config={"memory_limit": self.config.memory_limit}
+            )
+            try:
+                return _upsert(connection, dataset, tables)
+            finally:
+                connection.close()
+
     def publish(
         self, pipeline: Any, source: str, *, views: str | None, batch: bool = False
     ) -> Publication:
@@ -212,3 +230,53 @@ class DuckDBWarehouse(Warehouse):
 
 
 __all__ = ["DuckDBReader", "DuckDBWarehouse"]
+
+
+def _upsert(connection: Any, dataset: str, tables: Sequence[UpsertRows]) -> bool:
+    present: dict[str, set[str]] = {}
+    for table, column in connection.execute(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_catalog = current_database() AND table_schema = ?",
+        [dataset],
+    ).fetchall():
+        present.setdefault(table, set()).add(column)
+    if "_dlt_loads" not in present:
+        return False
+    for item in tables:
+        needed = {"_dlt_load_id", "_dlt_id", *item.key, *(c for row in item.rows for c in row)}
+        if not needed <= present.get(item.table, set()):
+            return False
+    catalog = connection.execute("SELECT current_database()").fetchone()[0]
+
+    def name(*parts: str) -> str:
+        return ".".join('"' + part.replace('"', '""') + '"' for part in parts)
+
+    (load_id,) = connection.execute(
+        f"SELECT max(load_id) FROM {name(catalog, dataset, '_dlt_loads')}"
+    ).fetchone()
+    connection.begin()
+    try:
+        for item in tables:
+            if not item.rows:
+                continue
+            names = list(dict.fromkeys(c for row in item.rows for c in row))
+            incoming = pa.Table.from_pylist([{c: row.get(c) for c in names} for row in item.rows])
+            connection.register("incoming", incoming)
+            target = name(catalog, dataset, item.table)
+            same = " AND ".join(f"t.{name(k)} = i.{name(k)}" for k in item.key)
+            columns = ", ".join(name(c) for c in incoming.column_names)
+            connection.execute(
+                f"DELETE FROM {target} AS t WHERE EXISTS (SELECT 1 FROM incoming AS i WHERE {same})"
+            )
+            connection.execute(
+                f"INSERT INTO {target} ({columns}, _dlt_load_id, _dlt_id) "
+                f"SELECT {columns}, ?, left(replace(CAST(uuid() AS VARCHAR), '-', ''), 14) "
+                "FROM incoming",
+                [load_id],
+            )
+            connection.unregister("incoming")
+        connection.commit()
+    except BaseException:
+        connection.rollback()
+        raise
+    return True

@@ -61,6 +61,9 @@ def optimize_table(
             enforce_retention_duration=False,
         )
         result.files_vacuumed = len(removed)
+    # a checkpoint of the log: a reader (the next load's merge, a BI query) replays the
+    # commits after it, not every small commit since the table began
+    delta.create_checkpoint()
     delta.update_incremental()
     result.files_after = len(delta.file_uris())
     result.version = delta.version()

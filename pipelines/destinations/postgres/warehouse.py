@@ -39,6 +39,7 @@ import psycopg2
 
 from pipelines.destinations.base import BLOB_DIR, Publication, Reader, Warehouse
 from pipelines.destinations.postgres.config import WHERE, PostgresSettings, settings
+from pipelines.destinations.postgres.copy import postgres_destination
 from pipelines.destinations.postgres.views import PostgresViews
 from pipelines.views import publish_views
 from pipelines.views.transpile import to_dbapi
@@ -69,11 +70,15 @@ def lock_key(source: str) -> int:
 
 
 class _QuietArrowConversion(logging.Filter):
-    """dlt warns on every table that Arrow pages are converted to INSERT statements: that is
-    the expected path to Postgres (docs/destinations/postgres.md), not news for each run."""
+    """dlt's notes on converting Arrow pages to its schema's types (e.g. a JSON column sent
+    as text, or INSERT statements written from Arrow): expected, not news for each run."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "ArrowToInsertValuesWriter" not in record.getMessage()
+        message = record.getMessage()
+        return not (
+            "ArrowToInsertValuesWriter" in message
+            or "when merging arrow schema with dlt schema" in message
+        )
 
 
 _QUIET = _QuietArrowConversion()
@@ -104,10 +109,8 @@ class PostgresWarehouse(Warehouse):
 
     kind = "postgres"
     dialect = "postgres"
-    #: dlt's Postgres loader: INSERT statements built from the Arrow pages. Parquet would need
-    #: an ADBC driver and loads JSON columns as ``json`` (not ``jsonb``); dlt's CSV writer
-    #: cannot write the pages' nested (JSON) columns.
-    loader_file_format = "insert_values"
+    #: Parquet, loaded with Postgres' COPY (:mod:`pipelines.destinations.postgres.copy`)
+    loader_file_format = "parquet"
 
     def __init__(self, credentials: Any, settings: PostgresSettings | None = None) -> None:
         host = getattr(credentials, "host", None)
@@ -159,7 +162,7 @@ class PostgresWarehouse(Warehouse):
         return f"postgres {c.username or ''}@{where}/{c.database}"
 
     def dlt_destination(self) -> Any:
-        return dlt.destinations.postgres(credentials=self.credentials)
+        return postgres_destination(self.credentials)
 
     def blob_root(self) -> BlobRoot:
         """``$DLT_DATA_DIR/solarsync/blobs``: per host like the run journal next to it, the same
