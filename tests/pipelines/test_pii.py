@@ -408,6 +408,22 @@ def test_a_policy_change_is_refused_then_pii_apply_rewrites_what_is_stored(
     assert not hits, hits
     with any_warehouse.reader() as reader:
         leads = reader.records("select name, email, notes, address_city from solarknock.leads")
+        stored_ids = reader.rows(
+            "select count(*) from solarknock.lead_attachments where status = 'stored'"
+            " and file_category = 'id_document'"
+        )
     assert sum(r["name"] == hashed("name", ZEB_NAME) for r in leads) == 2
     assert sum(r["email"] == hashed("email", ZEB_EMAIL) for r in leads) == 2
     assert all(r["notes"] is None for r in leads)
+    assert stored_ids[0][0] > 0  # ID documents downloaded under the old policy, until...
+
+    # ... a backfill re-reads every lead: the ID documents' blobs are deleted
+    assert run("backfill", "solarknock", "--since", "2000-01-01") == 0
+    with any_warehouse.reader() as reader:
+        files = reader.records("select * from solarknock.lead_attachments")
+    ids = [f for f in files if f["file_category"] == "id_document"]
+    assert ids and all(f["status"] == "skipped" for f in ids)
+    if any_warehouse.kind == "duckdb":
+        blobs = {p for p in (tmp_path / "blobs").rglob("*") if p.is_file()}
+        stored = {Path(f["blob_path"]) for f in files if f["status"] == "stored"}
+        assert blobs == stored

@@ -12,8 +12,9 @@ protected) and its MIME type, the first matching category in this order:
 | ``other`` | everything else |
 
 ``[solarsync.pii.attachments]`` says ``download`` or ``skip`` per category; a skipped file is
-recorded (``status`` = ``skipped``, its category, never its bytes) and ``solarsync pii apply``
-deletes a blob already stored. Defaults: ID documents are never downloaded; the other
+recorded (``status`` = ``skipped``, its category, never its bytes), and a blob stored under an
+earlier policy is deleted when its lead is next read (``solarsync backfill solarknock`` reads
+them all). Defaults: ID documents are never downloaded; the other
 categories follow ``contact``: downloaded unless contact data is dropped (the files of a
 homeowner whose name, phone and email the warehouse does not hold are not kept either).
 ``[solarsync.pii.attachment_patterns]`` adds patterns per category (file-name globs, or MIME
