@@ -100,6 +100,10 @@ def apply_source(spec: Any, warehouse: Any) -> str:
         )
         walker = Walker(redactor.classifier, rules, address_keep=frozenset())
         with warehouse.writing(name):
+            files = 0
+            if declared.attachments and any(c.startswith("attachments") for c in changed):
+                # before the file names are rewritten: they say what a file is
+                files = skip_files(pipeline, warehouse, redactor.policy.attachments)
             counts = rewrite(pipeline, warehouse, name, walker)
             # dlt keeps the files of loaded packages: those of earlier runs hold old values
             loaded = Path(pipeline.working_dir) / "load" / "loaded"
@@ -118,12 +122,104 @@ def apply_source(spec: Any, warehouse: Any) -> str:
         ]
         if cleared:
             lines.append(f"    cleared, not computable from what is stored: {cleared}")
-        if "attachments" in " ".join(changed):
-            lines.append(
-                "    files: the next run deletes the blobs of skipped categories as it reads "
-                "their leads (solarsync backfill solarknock re-reads them all now)"
-            )
+        if declared.attachments and any(c.startswith("attachments") for c in changed):
+            lines.append(f"    files: {files} stored file(s) of skipped categories deleted")
         return "\n".join(lines)
+
+
+ATTACHMENTS_TABLE = "lead_attachments"
+_FILE_COLUMNS = ("lead_id", "file_id", "file_name", "mime_type", "file_category", "status",
+                 "blob_path")  # fmt: skip
+
+
+def _skipped(rules: Any, row: dict[str, Any]) -> dict[str, Any] | None:
+    """The new values of a stored file's row when its category is no longer downloaded."""
+    if row.get("status") != "stored":
+        return None
+    category = row.get("file_category") or rules.category(
+        row.get("file_name"), row.get("mime_type")
+    )
+    if rules.downloads(category):
+        return None
+    return {"file_category": category, "status": "skipped", "reason": rules.reason(category),
+            "blob_path": None, "sha256": None, "bytes_stored": None, "downloaded_at": None}  # fmt: skip
+
+
+def _delete_blob(warehouse: Any, path: str | None) -> None:
+    if not path:
+        return
+    from fsspec.core import url_to_fs
+
+    options = {}
+    if "://" in path and warehouse.kind == "filesystem" and not warehouse.local:
+        from dlt.common.storages.fsspec_filesystem import fsspec_from_config
+
+        fs, _ = fsspec_from_config(warehouse.client_config())
+    else:
+        fs, _ = url_to_fs(path, **options)
+    target = path.split("://", 1)[1] if "://" in path else path
+    if fs.exists(target):
+        fs.rm(target)
+
+
+def skip_files(pipeline: Any, warehouse: Any, rules: Any) -> int:
+    """Stored files of categories the policy no longer downloads: their blobs deleted, their
+    rows marked skipped (as a run records a file it does not download)."""
+    done = 0
+    if warehouse.kind == "filesystem":
+        delta = warehouse.delta_table(pipeline.dataset_name, ATTACHMENTS_TABLE)
+        if delta is None:
+            return 0
+        data = delta.to_pyarrow_table()
+        records = data.to_pylist()
+        for record in records:
+            new = _skipped(rules, record)
+            if new is not None:
+                _delete_blob(warehouse, record.get("blob_path"))
+                record.update({k: v for k, v in new.items() if k in record})
+                done += 1
+        if done:
+            import pyarrow as pa
+            from deltalake import write_deltalake
+
+            write_deltalake(
+                warehouse.table_url(pipeline.dataset_name, ATTACHMENTS_TABLE),
+                pa.Table.from_pylist(records, schema=data.schema),
+                mode="overwrite",
+                storage_options=None if warehouse.local else warehouse.storage_options(),
+            )
+            delta = warehouse.delta_table(pipeline.dataset_name, ATTACHMENTS_TABLE)
+            delta.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+            _forget_old_log(delta)
+        return done
+    with pipeline.sql_client() as client:
+        qualified = client.make_qualified_table_name(ATTACHMENTS_TABLE)
+        columns = ", ".join(client.escape_column_name(c) for c in _FILE_COLUMNS)
+        try:
+            rows = client.execute_sql(f"SELECT {columns} FROM {qualified}")
+        except Exception as exc:
+            if "not exist" in str(exc) or "not found" in str(exc):
+                return 0
+            raise
+        mark = "%s" if warehouse.kind == "postgres" else "?"
+        for row in rows or []:
+            record = dict(zip(_FILE_COLUMNS, row, strict=True))
+            new = _skipped(rules, record)
+            if new is None:
+                continue
+            _delete_blob(warehouse, record["blob_path"])
+            sets = ", ".join(f"{client.escape_column_name(k)} = {mark}" for k in new)
+            sql = f"UPDATE {qualified} SET {sets} WHERE lead_id = {mark} AND file_id = {mark}"
+            params = [*new.values(), record["lead_id"], record["file_id"]]
+            native = client.native_connection
+            if warehouse.kind == "postgres":
+                with native.cursor() as cursor:
+                    cursor.execute(sql, params)
+                native.commit()
+            else:
+                native.execute(sql, params)
+            done += 1
+    return done
 
 
 def _keys(pipeline: Any, name: str, table: str) -> list[str]:
@@ -182,7 +278,10 @@ def _new_value(walker: Walker, base: str, path: tuple[str, ...], value: Any) -> 
         return None
     if was_json:
         after = json.dumps(new, sort_keys=True, default=str)
-        return value if after == before else json.dumps(new, default=str)
+        if after == before:
+            return value
+        # as it came: JSON text stays text, a nested value (the lake's structs) stays nested
+        return json.dumps(new, default=str) if isinstance(value, str) else new
     return new
 
 

@@ -415,15 +415,29 @@ def test_a_policy_change_is_refused_then_pii_apply_rewrites_what_is_stored(
     assert sum(r["name"] == hashed("name", ZEB_NAME) for r in leads) == 2
     assert sum(r["email"] == hashed("email", ZEB_EMAIL) for r in leads) == 2
     assert all(r["notes"] is None for r in leads)
-    assert stored_ids[0][0] > 0  # ID documents downloaded under the old policy, until...
+    assert stored_ids == [(0,)]  # ID documents downloaded under the old policy: deleted
+    assert "stored file(s) of skipped categories deleted" in said
 
-    # ... a backfill re-reads every lead: the ID documents' blobs are deleted
+    # a backfill re-reads every lead: still no ID document
     assert run("backfill", "solarknock", "--since", "2000-01-01") == 0
     with any_warehouse.reader() as reader:
         files = reader.records("select * from solarknock.lead_attachments")
     ids = [f for f in files if f["file_category"] == "id_document"]
     assert ids and all(f["status"] == "skipped" for f in ids)
-    if any_warehouse.kind == "duckdb":
-        blobs = {p for p in (tmp_path / "blobs").rglob("*") if p.is_file()}
-        stored = {Path(f["blob_path"]) for f in files if f["status"] == "stored"}
+    stored = {str(f["blob_path"]) for f in files if f["status"] == "stored"}
+    if any_warehouse.kind == "duckdb" or getattr(any_warehouse, "local", False):
+        root = tmp_path / ("blobs" if any_warehouse.kind == "duckdb" else "lake/_blobs")
+        blobs = {str(p) for p in root.rglob("*") if p.is_file() and ".incoming" not in str(p)}
         assert blobs == stored
+    elif any_warehouse.kind == "filesystem":  # S3: the objects under _blobs
+        from tests.conftest import s3_client
+
+        bucket = any_warehouse.bucket_url[len("s3://") :].split("/", 1)[0]
+        client = s3_client(os.environ["DESTINATION__FILESYSTEM__CREDENTIALS__ENDPOINT_URL"])
+        keys = {
+            f"s3://{bucket}/{o['Key']}"
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            for o in page.get("Contents", [])
+            if "/_blobs/" in o["Key"] and "/.incoming/" not in o["Key"]
+        }
+        assert keys == stored
