@@ -54,7 +54,7 @@ What is stored moves from the policy it was written under to the configured one 
 computed from a raw value exactly as a run would; what cannot be computed, e.g. a hash back
 to the raw value, is cleared and named); the old values are removed from the files too
 (DuckDB: a compacted copy; Postgres: VACUUM FULL; lake: the table rewritten, older versions
-vacuumed). See docs/pii.md.""",
+vacuumed); stored files of categories no longer downloaded are deleted. See docs/pii.md.""",
     "lake": """examples:
   solarsync --destination filesystem lake optimize             # every dataset of the lake
   solarsync --destination filesystem lake optimize tesla       # one source's tables

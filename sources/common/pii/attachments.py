@@ -13,8 +13,7 @@ protected) and its MIME type, the first matching category in this order:
 
 ``[solarsync.pii.attachments]`` says ``download`` or ``skip`` per category; a skipped file is
 recorded (``status`` = ``skipped``, its category, never its bytes), and a blob stored under an
-earlier policy is deleted when its lead is next read (``solarsync backfill solarknock`` reads
-them all). Defaults: ID documents are never downloaded; the other
+earlier policy is deleted by ``solarsync pii apply`` or when its lead is next read. Defaults: ID documents are never downloaded; the other
 categories follow ``contact``: downloaded unless contact data is dropped (the files of a
 homeowner whose name, phone and email the warehouse does not hold are not kept either).
 ``[solarsync.pii.attachment_patterns]`` adds patterns per category (file-name globs, or MIME
