@@ -10,6 +10,7 @@ Adding a source is its package under ``sources/`` plus one entry below (see
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -71,6 +72,12 @@ class SourceSpec:
         ``tests/pipelines/test_dagster.py`` checks the list against real loads."""
         produced = (table for tables in self.followers().values() for table in tables)
         return tuple(dict.fromkeys([*self.resources, *produced]))
+
+    @property
+    def backfills(self) -> bool:
+        """Whether the source has a history to re-read (its function takes ``backfill``); the
+        snapshot sources (HEAT, SolarAssistant, Tesla) show only what is true now."""
+        return "backfill" in inspect.signature(self.factory()).parameters
 
     @property
     def pollable(self) -> bool:

@@ -42,6 +42,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     spec = registry.get(args.source)
+    if not spec.backfills:
+        with_history = [s.name for s in registry.SOURCES.values() if s.backfills]
+        logger.error(
+            "%s has nothing to backfill: its API shows only what is true now, and each "
+            "`solarsync run %s` keeps a snapshot of it (the history is what its tables keep). "
+            "Sources with a backfill: %s",
+            spec.name,
+            spec.name,
+            ", ".join(with_history),
+        )
+        return EXIT_USAGE
     followers = _backfill_followers(spec)
     known = list(dict.fromkeys([*spec.resources, *(f for fs in followers.values() for f in fs)]))
     unknown = sorted(set(args.resource or ()) - set(known))

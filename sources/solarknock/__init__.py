@@ -162,11 +162,12 @@ def solarknock(
         digest = hashlib.sha256(
             orjson.dumps(row, option=orjson.OPT_SORT_KEYS, default=str)
         ).hexdigest()
-        state = dlt.current.resource_state()
-        if state.get("row_sha256") == digest:
+        # in the source's state: the resources' states are the list endpoints' checkpoints
+        state = dlt.current.source_state()
+        if state.get("org_row_sha256") == digest:
             return
         yield row
-        state["row_sha256"] = digest
+        state["org_row_sha256"] = digest
 
     # dates such as knock_date land as DATE, not text (timestamps are detected by default)
     dlt.current.source_schema().add_type_detection("iso_date")

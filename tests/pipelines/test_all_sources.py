@@ -78,3 +78,16 @@ def test_one_broken_source_does_not_stop_the_others(
     found = schemas(isolated_dlt / "warehouse.duckdb")
     assert {"solarknock", "heat", "tesla"} <= found and "solarassistant" not in found
     assert SK_KEY not in out and "sa_REVOKED" not in out
+
+
+@pytest.mark.parametrize("source", ["heat", "solarassistant", "tesla"])
+def test_a_backfill_of_a_snapshot_source_says_there_is_nothing_to_backfill(
+    source: str, isolated_dlt: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The snapshot APIs show only what is true now: a clear usage error, nothing requested."""
+    warehouse = isolated_dlt / "warehouse.duckdb"
+    assert cli.main(["--no-progress", "--warehouse", str(warehouse), "backfill", source]) == 2
+    err = capsys.readouterr().err
+    assert f"{source} has nothing to backfill" in err
+    assert "Sources with a backfill: solarknock" in err
+    assert not warehouse.exists()

@@ -320,8 +320,11 @@ def test_lake_optimize_compacts_vacuums_and_keeps_every_row(
     readings = lake.delta_table("tesla", "meter_readings")
     assert len(readings.file_uris()) == 1  # one partition (one day), one file
     assert sorted(r["_dlt_id"] for r in readings.to_pyarrow_table().to_pylist()) == before
-    on_disk = list((tmp_path / "lake" / "tesla" / "meter_readings").rglob("*.parquet"))
+    table_dir = tmp_path / "lake" / "tesla" / "meter_readings"
+    on_disk = [p for p in table_dir.rglob("*.parquet") if "_delta_log" not in p.parts]
     assert len(on_disk) == 1  # vacuumed (retention 0)
+    # and the log has a checkpoint: readers replay only the commits after it
+    assert list((table_dir / "_delta_log").glob("*.checkpoint.parquet"))
     assert query(lake.views_file, "select count(*) from tesla.meter_readings") == [(20,)]
 
 
