@@ -47,6 +47,7 @@ from dlt.sources import DltResource
 
 from sources.common import redact
 from sources.common.columns import column, typed
+from sources.common.pii import Redactor
 from sources.tesla import rows
 from sources.tesla.config import gateway_configs, is_configured
 from sources.tesla.settings import (
@@ -55,6 +56,7 @@ from sources.tesla.settings import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_TIMEOUT,
     ENDPOINTS,
+    PII,
     SOURCE_NAME,
     STATE_FAILED,
     STATE_UNREACHABLE,
@@ -155,7 +157,8 @@ def tesla(
         dlt.current.resource_state()["last_sync"] = poll_verdict(polls)
 
     per_poll = {"write_disposition": "merge", "primary_key": ["gateway", "polled_at"]}
-    return [
+    # [solarsync.pii]: applied to every table before anything is written (docs/pii.md)
+    return Redactor(SOURCE_NAME, PII).protect([
         dlt.resource(
             each("aggregates", rows.meter_rows), name="meter_readings",
             write_disposition="merge", primary_key=["gateway", "meter", "polled_at"],
@@ -194,7 +197,7 @@ def tesla(
         dlt.resource(
             each("sitemaster", rows.sitemaster_row), name="sitemaster", columns=_poll(), **per_poll
         ),
-    ]  # fmt: skip
+    ])  # fmt: skip
 
 
 def poll_verdict(polls: Sequence[GatewayPoll]) -> dict[str, list[str]]:
