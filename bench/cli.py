@@ -116,9 +116,6 @@ class Bench:
             # every lead's files, one request each) is switched off so all do the same work
             SOURCES__SOLARKNOCK__ATTACHMENTS__ENABLED="false",
         )
-        # the shipped [solarsync.pii] hashes contact data: a key of the bench's own (made-up
-        # people), so the bench measures what a default installation does
-        env.setdefault("SOLARSYNC__PII__HASH_KEY", "solarsync-bench-only-hash-key")
         if os.environ.get("SOLARSYNC_BENCH_STORAGE_VERSION"):  # e.g. latest: DuckDB's own
             env["DESTINATION__DUCKDB__STORAGE_VERSION"] = os.environ[
                 "SOLARSYNC_BENCH_STORAGE_VERSION"

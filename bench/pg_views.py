@@ -221,7 +221,6 @@ def main(argv: list[str] | None = None) -> int:
                 "SOURCES__SOLARKNOCK__API_KEY": "sk_BENCH",
             }
         )
-        os.environ.setdefault("SOLARSYNC__PII__HASH_KEY", "solarsync-bench-only-hash-key")
         warehouse = PostgresWarehouse.from_config()
         timed = Timed(warehouse, dsn)
 

@@ -50,14 +50,6 @@ opened or nothing at all can be read.""",
   solarsync poll solarassistant --every 60s --batch 10m   # until Ctrl-C / SIGTERM
 Ctrl-C or SIGTERM: the current poll finishes and everything polled is loaded before exit.
 A poll that fails is logged and the loop goes on; a rejected credential stops it.""",
-    "pii": """examples:
-  solarsync pii apply                      # every source, after changing [solarsync.pii]
-  solarsync --destination postgres pii apply solarknock
-What is stored moves from the policy it was written under to the configured one (a hash is
-computed from a raw value exactly as a run would; what cannot be computed, e.g. a hash back
-to the raw value, is cleared and named); the old values are removed from the files too
-(DuckDB: a compacted copy; Postgres: VACUUM FULL; lake: the table rewritten, older versions
-vacuumed); stored files of categories no longer downloaded are deleted. See docs/pii.md.""",
     "lake": """examples:
   solarsync --destination filesystem lake optimize             # every dataset of the lake
   solarsync --destination filesystem lake optimize tesla       # one source's tables
@@ -201,10 +193,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lake.add_argument("--no-vacuum", action="store_true", help="compact only")
     lake.add_argument("-o", "--output", metavar="PATH", help="views: where to write the script")
-
-    pii = add("pii", "personal data: rewrite what is stored under [solarsync.pii]")
-    pii.add_argument("action", choices=["apply"], help="apply: rewrite the stored data")
-    pii.add_argument("sources", nargs="*", metavar="SOURCE", help=f"one of {names}")
 
     demo = add("demo", "run the sandbox APIs, sync, mutate, sync again, show a query")
     demo.add_argument("--warehouse-dir", default="warehouse", help=argparse.SUPPRESS)

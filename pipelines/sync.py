@@ -67,7 +67,6 @@ from sources.common.blobstore import default_root
 logger = logging.getLogger("solarsync")
 
 ADD_LOAD_ID_ENV = "NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID"
-PROMOTE_ENV = "DATA_WRITER__ARROW_CONCAT_PROMOTE_OPTIONS"
 
 
 def pipeline_name(source: str, account: str = DEFAULT) -> str:
@@ -91,9 +90,6 @@ def make_pipeline(
     # only in .dlt/config.toml, which a run from another directory (cron without `cd`, a
     # Dagster code location) does not read
     os.environ.setdefault(ADD_LOAD_ID_ENV, "true")
-    # pages of one table whose nested values differ in shape (an object the API sends in some
-    # rows only) go to separate files rather than failing the extract; values are never altered
-    os.environ.setdefault(PROMOTE_ENV, "default")
     pipeline = dlt.pipeline(
         pipeline_name=pipeline_name(source, account),
         destination=warehouse.dlt_destination(),

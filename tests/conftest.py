@@ -32,12 +32,6 @@ def _vcr_without_boto3() -> None:
 _vcr_without_boto3()
 
 
-#: ``[solarsync.pii] hash_key`` of every test (tests of a missing key remove it); also for
-#: module-scoped fixtures and subprocesses that build their environment from this one
-TEST_HASH_KEY = "test-hash-key-0123456789abcdef"
-os.environ.setdefault("SOLARSYNC__PII__HASH_KEY", TEST_HASH_KEY)
-
-
 def isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A dlt data dir and warehouse path of its own under ``tmp_path``; no real credentials."""
     data_dir = tmp_path / "dlt"
@@ -45,35 +39,12 @@ def isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(tmp_path / "warehouse.duckdb"))
     monkeypatch.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
     for name in list(os.environ):
-        if name.startswith(("SOURCES__", "SOLARSYNC__PII__")):
+        if name.startswith("SOURCES__"):
             monkeypatch.delenv(name)
-    # the shipped policy hashes contact data: the tests' key (a real run needs its own)
-    monkeypatch.setenv("SOLARSYNC__PII__HASH_KEY", TEST_HASH_KEY)
     from sources.common import reset_stats
 
     reset_stats()
     return tmp_path
-
-
-#: ``[solarsync.pii]`` keeping every value as the API sends it and downloading every file:
-#: tests of what the API sends (contracts, attachments) use it; tests/sources/common/pii and
-#: tests/pipelines/test_pii*.py test the shipped default and the other actions
-KEEP_ALL = {
-    "SOLARSYNC__PII__CONTACT": "keep",
-    "SOLARSYNC__PII__STAFF": "keep",
-    "SOLARSYNC__PII__ADDRESS": "keep",
-    "SOLARSYNC__PII__LOCATION": "keep",
-    "SOLARSYNC__PII__NOTES": "keep",
-    "SOLARSYNC__PII__ATTACHMENTS": '{"id_document": "download", "contract": "download", '
-    '"bill": "download", "photo": "download", "other": "download"}',
-}
-
-
-@pytest.fixture
-def pii_keep(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Personal data kept as sent (``KEEP_ALL``)."""
-    for name, value in KEEP_ALL.items():
-        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture(autouse=True)

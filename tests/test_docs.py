@@ -337,7 +337,6 @@ class Settings:
         from pipelines.destinations.postgres.config import PostgresSettings
         from pipelines.registry import SOURCES
         from pipelines.settings import SolarsyncSettings, SourceRunSettings
-        from sources.common.pii import PiiSettings
         from sources.tesla.config import GatewayConfig
 
         self.sections: dict[tuple[str, ...], set[str] | None] = {}
@@ -345,10 +344,7 @@ class Settings:
         #: the settings solarsync itself defines (its configspecs, the source functions), each
         #: as (section..., key); dlt's own (credentials, bucket_url) are known but not listed
         self.own: list[tuple[str, ...]] = []
-        self._add(
-            ("solarsync",),
-            _fields(SolarsyncSettings) | {"lake": LakeSettings, "pii": PiiSettings},
-        )
+        self._add(("solarsync",), _fields(SolarsyncSettings) | {"lake": LakeSettings})
         self._add(("destination", "duckdb"), _fields(DuckDBSettings))
         self._add(("destination", "postgres"), _fields(PostgresSettings))
         self.sections[("sources",)] = set(SOURCES)

@@ -4,8 +4,7 @@
 - ``sync``: ``run``, ``backfill``, ``poll``, ``check``;
 - ``status``: ``status``;
 - ``report``: ``report`` and ``demo``;
-- ``lake``: ``lake optimize`` and ``lake views``;
-- ``pii``: ``pii apply``.
+- ``lake``: ``lake optimize`` and ``lake views``.
 
 A command's module is imported when the command runs (``HANDLERS``): ``solarsync status``
 never loads what a sync needs, nor a sync what the report draws with.
@@ -26,7 +25,6 @@ HANDLERS: dict[str, tuple[str, str]] = {
     "report": ("pipelines.commands.report", "cmd_report"),
     "demo": ("pipelines.commands.report", "cmd_demo"),
     "lake": ("pipelines.commands.lake", "cmd_lake"),
-    "pii": ("pipelines.commands.pii", "cmd_pii"),
 }
 
 

@@ -63,10 +63,6 @@ LIMIT 5
 """
 
 
-#: hashes the sandboxes' made-up people (never a real warehouse: demo.duckdb only)
-DEMO_HASH_KEY = "solarsync-demo-only-key-not-for-real-data"
-
-
 def run_demo(workdir: Path, warehouse: str | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     db = Path(warehouse) if warehouse else workdir / "demo.duckdb"
@@ -77,9 +73,6 @@ def run_demo(workdir: Path, warehouse: str | None = None) -> int:
     shutil.rmtree(state_dir, ignore_errors=True)
     # the demo's own dlt state: never the real pipelines' checkpoints
     os.environ["DLT_DATA_DIR"] = str(state_dir.resolve())
-    # the sandboxes' made-up people are hashed as a real run would (docs/pii.md), with a key
-    # of the demo's own unless one is configured
-    os.environ.setdefault("SOLARSYNC__PII__HASH_KEY", DEMO_HASH_KEY)
 
     started = time.monotonic()
     orgs = {

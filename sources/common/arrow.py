@@ -106,12 +106,6 @@ class PageConverter:
         found = self._columns(rows)
         for name in self._always:
             found.setdefault(name, pa.nulls(len(rows)))
-        # a nested column an earlier page had (an object the API sends in some rows only):
-        # typed nulls of its shape, or dlt's writer, which fills it as text, cannot buffer
-        # this page with that one
-        for name, known in self._types.items():
-            if name not in found and _is_nested(known) and known != pa.list_(pa.null()):
-                found[name] = pa.nulls(len(rows), known)
         for name, array in found.items():
             if name in self._drop:
                 continue

@@ -55,7 +55,6 @@ from dlt.sources import DltResource
 from sources.common import ConfigurationError, accounts, stats_for
 from sources.common.clients import ClientCache
 from sources.common.columns import known_columns
-from sources.common.pii import Redactor
 from sources.heat.client import HeatClient
 from sources.heat.model import (
     TypeWatch,
@@ -74,7 +73,6 @@ from sources.heat.settings import (
     ENTRY_HASH_COLUMN,
     ENTRY_HASH_VERSION,
     MAX_CONCURRENCY,
-    PII,
     READING_COLUMNS,
     SCHEDULE_COLUMNS,
     SCHEDULE_WRITE_DISPOSITION,
@@ -165,21 +163,19 @@ def heat(
     client.health()  # down: raise before anything is extracted
     account = accounts.current(SOURCE_NAME)
     snapshot = Snapshot(client, int(concurrency), account)
-    # [solarsync.pii]: applied to every table before anything is written (docs/pii.md)
-    redactor = Redactor(SOURCE_NAME, PII)
-    protected = redactor.protect(
-        [
+    return [
+        accounts.stamped(
             dlt.resource(
                 _generator(getattr(snapshot, table.rows)),
                 name=name,
                 write_disposition=copy.deepcopy(table.write_disposition),
                 primary_key=copy.deepcopy(table.primary_key),
                 columns={**copy.deepcopy(table.columns), **accounts.columns(accounts.COLUMN)},
-            )
-            for name, table in tables().items()
-        ]
-    )
-    return [accounts.stamped(resource, {accounts.COLUMN: account}) for resource in protected]
+            ),
+            {accounts.COLUMN: account},
+        )
+        for name, table in tables().items()
+    ]
 
 
 def _generator(method: Callable[[], Iterator[Any]]) -> Callable[[], Iterator[Any]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from sources.common.columns import column
-from sources.common.pii import Declared
 
 SOURCE_NAME = "heat"
 HEALTH_PATH = "health"  # under the base URL, no version, no auth
@@ -126,25 +125,3 @@ SCHEDULE_WRITE_DISPOSITION: dict[str, Any] = {
     "source_filter": SCHEDULE_MARKER_FILTER,
     "destination_scope": SCHEDULE_SCOPE,
 }
-
-
-#: personal data, declared once (docs/pii.md; docs/sources/heat.md): the HEAT public API
-#: documents no person fields (sites, schedules, assets and their readings). Every table is
-#: still read through ``[solarsync.pii]``: a field the API adds that is named like personal
-#: data (an owner's email, an address) or holds emails or phone numbers is protected, with a
-#: warning.
-#: A site's ``location`` (an object the reference does not document; lat/lon) is where the
-#: homeowner lives: ``[solarsync.pii] location``.
-PII = Declared(
-    SOURCE_NAME,
-    tables={
-        "sites": {
-            "location": "location",
-            "location.lat": "location.lat",
-            "location.lon": "location.lng",
-            "lat": "location.lat",
-            "lon": "location.lng",
-        }
-    },  # fmt: skip
-    safe={"sites": ("site_name", "tags", "timezone")},
-)

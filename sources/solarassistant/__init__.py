@@ -54,7 +54,6 @@ from dlt.sources import DltResource
 
 from sources.common import ConfigurationError, SolarsyncError, accounts, redact, stats_for
 from sources.common.clients import ClientCache
-from sources.common.pii import Redactor
 from sources.solarassistant.client import SolarAssistantClient, forget_site_tokens
 from sources.solarassistant.metrics import poll_errors, poll_sites
 from sources.solarassistant.options import select, selectors, zones
@@ -68,7 +67,6 @@ from sources.solarassistant.settings import (
     METRIC_POLLS_COLUMNS,
     METRICS_COLUMNS,
     NO_ORGANIZATION,
-    PII,
     SITE_MEMBERS_COLUMNS,
     SOURCE_NAME,
 )
@@ -316,10 +314,18 @@ def solarassistant(
         dlt.current.resource_state("metric_polls")["last_sync"] = {"errors": errors}
         yield [{**r.record(polled_at), "timezone": zone_of(r)} for r in results]
 
-    resources = [users, sites_, site_members, organizations, org_users, metrics, metric_polls]
-    # [solarsync.pii]: members' names, emails and phones before anything is written (docs/pii.md)
-    protected = Redactor(SOURCE_NAME, PII).protect(resources)
-    return [accounts.stamped(resource, {accounts.COLUMN: account}) for resource in protected]
+    return [
+        accounts.stamped(resource, {accounts.COLUMN: account})
+        for resource in (
+            users,
+            sites_,
+            site_members,
+            organizations,
+            org_users,
+            metrics,
+            metric_polls,
+        )
+    ]
 
 
 # --------------------------------------------------------------------------- helpers

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from sources.common.columns import column, typed
-from sources.common.pii import Declared
 
 SOURCE_NAME = "solarassistant"
 DEFAULT_BASE_URL = "https://solar-assistant.io/api/v1"
@@ -104,30 +103,3 @@ SITE_MEMBERS_COLUMNS: dict[str, dict[str, Any]] = {
     # such rows are deleted, never stored
     "_removed": {"data_type": "bool", "hard_delete": True},
 }
-
-
-#: personal data, declared once (docs/pii.md; the table list in docs/sources/solarassistant.md):
-#: the account's user, site owners and members are people; ``[solarsync.pii] contact`` says
-#: what happens to their names, emails and phones. A field the API adds is classified by its
-#: name and its values (``sources.common.pii``). The metric tables are the devices' readings.
-_PERSON = {"email": "contact.email", "first_name": "contact.name", "last_name": "contact.name",
-           "name": "contact.name", "phone_number": "contact.phone", "phone": "contact.phone"}  # fmt: skip
-PII = Declared(
-    SOURCE_NAME,
-    tables={
-        "users": _PERSON,
-        "site_members": _PERSON,
-        "org_users": _PERSON,
-        # the owner object: a person; every field of it takes the class contact
-        "sites": {"owner": "contact", **{f"owner.{k}": v for k, v in _PERSON.items()}},
-    },
-    safe={
-        "users": ("role", "created_at", "updated_at"),
-        "site_members": ("role",),
-        "org_users": ("role", "created_at", "updated_at"),
-        "sites": ("name", "uid", "timezone", "organization", "created_at", "updated_at"),
-        "organizations": ("name", "cloud_host"),
-        "metrics": (*METRICS_COLUMNS, "value"),
-        "metric_polls": tuple(METRIC_POLLS_COLUMNS),
-    },
-)

@@ -48,7 +48,6 @@ from sources.common import ApiError, ConfigurationError
 from sources.common import accounts as account_columns
 from sources.common.arrow import PageConverter
 from sources.common.columns import column, known_columns
-from sources.common.pii import Redactor
 from sources.solarknock.attachments import AttachmentsConfig, attachment_resources
 from sources.solarknock.client import SolarKnockClient, Window, iso, parse_ts
 from sources.solarknock.settings import (
@@ -59,7 +58,6 @@ from sources.solarknock.settings import (
     LIST_COLUMN_HINTS,
     LIST_ENDPOINTS,
     ORG_ID_COLUMN,
-    PII,
     SOURCE_NAME,
     TIMESTAMP_COLUMNS,
     ListEndpoint,
@@ -131,8 +129,6 @@ def solarknock(
             hint=f"sources.solarknock.endpoints takes {sorted(paths)}",
         )
     paths.update({k: str(v).strip("/") for k, v in (endpoints or {}).items()})
-    # [solarsync.pii]: applied to every page as it comes from the API (docs/pii.md)
-    redactor = Redactor(SOURCE_NAME, PII)
     client = SolarKnockClient(
         api_key.strip(),
         base_url,
@@ -181,7 +177,6 @@ def solarknock(
         row, _ = client.org_and_server_time()
         if row is None:
             return
-        row = redactor.row("org", copy.deepcopy(row))  # the client keeps the raw one
         digest = hashlib.sha256(
             orjson.dumps(row, option=orjson.OPT_SORT_KEYS, default=str)
         ).hexdigest()
@@ -197,9 +192,7 @@ def solarknock(
     resources: list[DltResource] = [org]
     for endpoint in LIST_ENDPOINTS:
         resources.append(
-            _list_resource(
-                client, endpoint, paths[endpoint.name], lookback_seconds, floor, bounds, redactor
-            )
+            _list_resource(client, endpoint, paths[endpoint.name], lookback_seconds, floor, bounds)
         )
     resources = [account_columns.stamped(r, stamp) for r in resources]
     if attachments is None or attachments.enabled:
@@ -211,7 +204,6 @@ def solarknock(
             max_attempts=max_attempts,
             backoff_factor=backoff_factor,
             account=account,
-            files=redactor.policy.attachments,
         )
         resources += [account_columns.stamped(r, stamp) for r in files]
     return resources
@@ -237,7 +229,6 @@ def _list_resource(
     lookback_seconds: int,
     floor: pendulum.DateTime | None,
     bounds: tuple[pendulum.DateTime | None, pendulum.DateTime | None] | None,
-    redactor: Redactor,
 ) -> DltResource:
     declared = copy.deepcopy(endpoint.columns)
     # a fresh copy per use: dlt writes into hint dicts
@@ -271,7 +262,6 @@ def _list_resource(
                 counts = dict.fromkeys(counts, 0)
             if not page:
                 continue
-            redactor.rows(endpoint.name, page)  # before anything else sees the page
             if key is None:
                 key = _resolve_key(endpoint, page[0], page_no)
                 state["primary_key"] = list(key)

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sources.common.columns import typed
-from sources.common.pii import Declared
 
 SOURCE_NAME = "solarknock"
 DEFAULT_BASE_URL = "https://app.solarknock.com/api/v1/reporting"
@@ -79,9 +78,6 @@ KNOCK_COLUMNS = typed(
     appointment_id="text",
     homeowner_name="text",
     address="text",
-    address_city="text",
-    address_state="text",
-    address_zip="text",
     lat="double",
     lng="double",
     status="text",
@@ -99,9 +95,6 @@ LEAD_COLUMNS = typed(
     email="text",
     phone="text",
     address="text",
-    address_city="text",
-    address_state="text",
-    address_zip="text",
     monthly_bill="double",
     roof_type="text",
     interest_level="text",
@@ -130,8 +123,7 @@ LIST_ENDPOINTS: tuple[ListEndpoint, ...] = (
     ListEndpoint("users", "users", columns=USER_COLUMNS),
     ListEndpoint("knocks", "knocks", columns=KNOCK_COLUMNS),
     ListEndpoint("leads", "leads", columns=LEAD_COLUMNS),
-    # notes typed: under [solarsync.pii] notes = "drop" the column exists, NULL
-    ListEndpoint("appointments", "appointments", columns=typed(notes="text")),
+    ListEndpoint("appointments", "appointments"),
     ListEndpoint(
         "daily_stats",
         "daily-stats",
@@ -148,52 +140,3 @@ ORG_ID_COLUMN = "org_id"
 
 #: fields of /org that are secrets (invite codes are API keys): never loaded
 ORG_SECRET_FIELDS = ("invite_codes", "invite_code", "api_keys")
-
-#: personal data, declared once: ``[solarsync.pii]`` says what happens to each class
-#: (docs/pii.md; the table list in docs/sources/solarknock.md). ``safe`` lists the documented
-#: fields that are not personal (no name pattern, no value scan applies to them); a field the
-#: API adds is classified by its name and its values (``sources.common.pii``).
-_ADDRESS = {"address": "address", "address_city": "address.city",
-            "address_state": "address.state", "address_zip": "address.zip"}  # fmt: skip
-_TIMES = ("created_at", "updated_at", "deleted_at")
-PII = Declared(
-    SOURCE_NAME,
-    tables={
-        # the organisation's own reps: their names are staff (kept by default: leaderboards),
-        # how to reach them is contact
-        "users": {"name": "staff.name", "email": "contact.email", "phone": "contact.phone",
-                  "profile_picture_url": "contact.text", "badge_photo_url": "contact.text"},
-        # a bare "name" of a knock or an appointment (not documented) is the homeowner's
-        "knocks": {"homeowner_name": "contact.name", "name": "contact.name", **_ADDRESS,
-                   "lat": "location.lat", "lng": "location.lng", "notes": "notes"},
-        "leads": {"name": "contact.name", "email": "contact.email", "phone": "contact.phone",
-                  **_ADDRESS, "notes": "notes", "attachments.fileName": "notes.file_name"},
-        "appointments": {"notes": "notes", "homeowner_name": "contact.name",
-                         "name": "contact.name"},
-    },
-    # lead_attachments rows are made from leads already protected (file_name included)
-    derived={"lead_attachments": {"file_name": "notes.file_name"}},
-    safe={
-        "org": ("name", "tier", "subscription_status", "member_count", *_TIMES),
-        "users": ("role", "is_closer", "available_to_close", "status", "last_login_at",
-                  "joined_at", *_TIMES),
-        "knocks": ("status", "disposition", "follow_up_date", "county_fips", "knock_date",
-                   "actions_taken", *_TIMES),
-        "leads": ("monthly_bill", "roof_type", "interest_level", "status", "score",
-                  "system_size_kw", "savings_projection", "actions_taken",
-                  "attachments.mimeType", "attachments.size", "attachments.uploadedAt",
-                  "attachments.file_category", *_TIMES),
-        "appointments": ("date", "time", "type", "status", "google_event_id_closer",
-                         "google_event_id_setter", *_TIMES),
-        "daily_stats": ("date", "knock_count", "leads", "appointments_set", "deals_closed",
-                        "hours_worked", "knock_timestamps", *_TIMES),
-        "app_opens": ("date", "day", "open_count", "first_opened_at", "last_opened_at",
-                      "platform", "app_version", *_TIMES),
-        "counties": ("county_fips", "fips", "name", "state", "renter_data_available",
-                     "knock_count", *_TIMES),
-        "lead_attachments": ("mime_type", "size", "uploaded_at", "file_category", "status",
-                             "reason", "blob_path", "sha256", "bytes_stored", "downloaded_at",
-                             "lead_updated_at"),
-    },
-    attachments={"leads": "attachments"},
-)  # fmt: skip

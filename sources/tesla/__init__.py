@@ -47,7 +47,6 @@ from dlt.sources import DltResource
 
 from sources.common import redact
 from sources.common.columns import column, typed
-from sources.common.pii import Redactor
 from sources.tesla import rows
 from sources.tesla.config import gateway_configs, is_configured
 from sources.tesla.settings import (
@@ -56,7 +55,6 @@ from sources.tesla.settings import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_TIMEOUT,
     ENDPOINTS,
-    PII,
     SOURCE_NAME,
     STATE_FAILED,
     STATE_UNREACHABLE,
@@ -157,8 +155,7 @@ def tesla(
         dlt.current.resource_state()["last_sync"] = poll_verdict(polls)
 
     per_poll = {"write_disposition": "merge", "primary_key": ["gateway", "polled_at"]}
-    # [solarsync.pii]: applied to every table before anything is written (docs/pii.md)
-    return Redactor(SOURCE_NAME, PII).protect([
+    return [
         dlt.resource(
             each("aggregates", rows.meter_rows), name="meter_readings",
             write_disposition="merge", primary_key=["gateway", "meter", "polled_at"],
@@ -197,7 +194,7 @@ def tesla(
         dlt.resource(
             each("sitemaster", rows.sitemaster_row), name="sitemaster", columns=_poll(), **per_poll
         ),
-    ])  # fmt: skip
+    ]  # fmt: skip
 
 
 def poll_verdict(polls: Sequence[GatewayPoll]) -> dict[str, list[str]]:

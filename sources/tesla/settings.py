@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sources.common.pii import Declared
-
 SOURCE_NAME = "tesla"
 LOGIN_PATH = "/api/login/Basic"
 LOGIN_USERNAME = "customer"  # the local API's only non-installer user
@@ -91,21 +89,3 @@ CONFIG_HINT = (
     "set SOURCES__TESLA__HOST and SOURCES__TESLA__PASSWORD (one gateway), or "
     "[[sources.tesla.gateways]] tables with name, host, password in .dlt/secrets.toml"
 )
-
-
-#: personal data, declared once (docs/pii.md; docs/sources/tesla.md). The login answer carries
-#: the owner's name and email: solarsync keeps only its token and session cookies (in the
-#: gateway's session file, never in a table, the state or a log). The tables hold the
-#: gateway's readings; their documented text fields are not personal. Every table is still
-#: read through ``[solarsync.pii]``: a field a firmware adds that is named like personal data
-#: or holds emails or phone numbers is protected, with a warning.
-PII = Declared(
-    SOURCE_NAME,
-    safe={
-        "site_info": ("site_name", "country", "state", "region", "utility", "distributor",
-                      "retailer", "timezone", "grid_code"),
-        # location: where a meter sits ("solar", "site"), not a place
-        "meter_readings": ("meter", "gateway", "location"),
-        "powerwalls": ("gateway", "type", "package_serial_number", "package_part_number"),
-    },
-)  # fmt: skip

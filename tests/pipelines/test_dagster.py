@@ -617,9 +617,7 @@ def test_dagster_job_execute_as_a_new_user(sk_sandbox, tmp_path, where, duckdb_f
         duckdb_file,
         set_lines={SOLARKNOCK_URL: f'base_url = "{sk_sandbox.base_url}"'},
         config='[solarsync]\ndagster_sources = ["solarknock"]\n',
-        # the README's secrets: the source's key and the hash key of [solarsync.pii]
-        secrets=f'[sources.solarknock]\napi_key = "{SK_KEY}"\n\n'
-        '[solarsync.pii]\nhash_key = "a-new-users-own-hash-key-0123"\n',
+        secrets=f'[sources.solarknock]\napi_key = "{SK_KEY}"\n',
     )
     if where == "cwd":
         cwd, extra = project, {}

@@ -165,7 +165,6 @@ def test_tesla_runs_and_a_poll(gateway, any_warehouse, tmp_path):
     assert query("select count(*) n from tesla.battery_soe") == [{"n": polls}]
 
 
-@pytest.mark.usefixtures("pii_keep")  # compares the cloud tables with the API as sent
 def test_solarassistant_runs_and_members_leaving(sa_sandbox, any_warehouse, tmp_path):
     sync("solarassistant", any_warehouse)
     db = readable(any_warehouse, tmp_path)

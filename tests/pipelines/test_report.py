@@ -182,7 +182,7 @@ def awkward(tmp_path_factory: pytest.TempPathFactory) -> Awkward:
     share a name, daily stats name the knock count ``knocks``, one live knock was created on
     2016-02-29. Synced by ``solarsync run``, reported by ``solarsync report`` (UTC)."""
     from sandbox.solarknock import SolarKnockSandbox
-    from tests.conftest import SK_COUNTS, SK_KEY, TEST_HASH_KEY
+    from tests.conftest import SK_COUNTS, SK_KEY
 
     root = tmp_path_factory.mktemp("report-awkward")
     warehouse = root / "warehouse.duckdb"
@@ -192,7 +192,6 @@ def awkward(tmp_path_factory: pytest.TempPathFactory) -> Awkward:
                 mp.delenv(name)
         mp.setenv("DLT_DATA_DIR", str(root / "dlt"))
         mp.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
-        mp.setenv("SOLARSYNC__PII__HASH_KEY", TEST_HASH_KEY)  # the shipped policy hashes
         with SolarKnockSandbox(seed=11, api_key=SK_KEY, counts=SK_COUNTS) as sk:
             users = [u["id"] for u in sk.truth("users")][:4]
             sk.rewrite("users", lambda r: {**r, "name": AWKWARD_NAME} if r["id"] in users else r)

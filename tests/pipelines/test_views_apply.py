@@ -14,13 +14,11 @@ import pytest
 from pipelines.destinations.duckdb.views import apply_views
 
 #: solarknock.leads as a load of an earlier solarsync left it: no savings_projection__v_json
-#: (the address parts of [solarsync.pii] there)
 OLD_LEADS = """
 CREATE SCHEMA solarknock;
 CREATE TABLE solarknock.leads AS SELECT
     'l1' AS id, 'u1' AS user_id, 'Pat' AS name, NULL::VARCHAR AS email, NULL::VARCHAR AS phone,
-    NULL::VARCHAR AS address, NULL::VARCHAR AS address_city, NULL::VARCHAR AS address_state,
-    NULL::VARCHAR AS address_zip, 120.5 AS monthly_bill, NULL::VARCHAR AS roof_type,
+    NULL::VARCHAR AS address, 120.5 AS monthly_bill, NULL::VARCHAR AS roof_type,
     NULL::VARCHAR AS interest_level, 'new' AS status, 80::BIGINT AS score,
     NULL::VARCHAR AS notes, 7.5 AS system_size_kw, {projection} AS savings_projection,
     '["qualified"]'::JSON AS actions_taken, '[]'::JSON AS attachments,

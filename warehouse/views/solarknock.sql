@@ -17,11 +17,6 @@
 
 CREATE SCHEMA IF NOT EXISTS analytics;
 
--- Personal data ([solarsync.pii], docs/pii.md): homeowner_name, name, email, phone and address
--- hold what the policy wrote: hashes by default (join on them), masks, or NULL under "drop";
--- address_city/state/zip are the area parts of the address (counts by area); lat/lng may be
--- rounded or NULL; notes NULL by default.
-
 -- analytics.solarknock_orgs: one row per org synced (key org_id): its name, tier and the
 -- account that reads it, to label the offices side by side.
 CREATE OR REPLACE VIEW analytics.solarknock_orgs AS
@@ -44,9 +39,6 @@ SELECT
     appointment_id,
     homeowner_name,
     address,
-    address_city,
-    address_state,
-    address_zip,
     lat,
     lng,
     status,
@@ -93,9 +85,6 @@ SELECT
     email,
     phone,
     address,
-    address_city,
-    address_state,
-    address_zip,
     monthly_bill,
     roof_type,
     interest_level,
@@ -144,7 +133,6 @@ SELECT
     listed.a.size AS size,
     listed.a.uploadedAt AS uploaded_at,
     listed.a.uploadedBy AS uploaded_by,
-    f.file_category,
     f.status,
     f.blob_path,
     f.sha256

@@ -24,7 +24,6 @@ from sources.common import (
     SourceUnavailableError,
 )
 from sources.common.blobstore import BlobStore
-from sources.common.pii import AttachmentRules
 from sources.solarknock.attachments.model import (
     FAILED,
     SKIPPED,
@@ -78,7 +77,6 @@ class FileDownloads:
     _stop: threading.Event
     _warned_foreign_url: bool
     _count: Callable[..., None]
-    files: AttachmentRules | None
 
     def _process_one(self, att: Attachment, prev: dict[str, Any] | None) -> dict[str, Any]:
         try:
@@ -95,14 +93,6 @@ class FileDownloads:
         location = store.location(key)
         existing = store.size(key)
         kept = _kept_blob(prev, location, existing)
-        if self.files is not None:
-            category = att.file_category or self.files.category(att.file_name, att.mime_type)
-            if not self.files.downloads(category):
-                # never downloaded; a blob stored under an earlier policy goes too
-                if existing is not None:
-                    store.remove(key)
-                self._count("skipped")
-                return att.row(SKIPPED, self.files.reason(category))
         skip = self._skip_reason(att.size, att.mime_type)
         if skip:
             self._count("skipped")

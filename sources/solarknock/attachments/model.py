@@ -18,7 +18,6 @@ from requests import Response
 
 from sources.common import SolarsyncError
 from sources.common.columns import column
-from sources.common.pii import CATEGORY_KEY
 from sources.solarknock.settings import DEFAULT_DOWNLOAD_CONCURRENCY
 
 STORED, FAILED, REMOVED, SKIPPED = "stored", "failed", "removed", "skipped"
@@ -32,8 +31,6 @@ COLUMNS: dict[str, dict[str, Any]] = {
     "file_id": column("text", False),
     "file_name": column("text"),
     "mime_type": column("text"),
-    # id_document, contract, bill, photo, other ([solarsync.pii.attachments], docs/pii.md)
-    "file_category": column("text"),
     "size": column("bigint"),
     "uploaded_at": column("timestamp"),
     "uploaded_by": column("text"),
@@ -80,7 +77,6 @@ class Attachment:
     uploaded_by: str | None = None
     download_url: str | None = None
     lead_updated_at: str | None = None
-    file_category: str | None = None
 
     @classmethod
     def from_api(cls, lead_id: str, raw: Any, lead_updated_at: Any) -> Attachment | None:
@@ -99,7 +95,6 @@ class Attachment:
             uploaded_by=_str_or_none(raw.get("uploadedBy", raw.get("uploaded_by"))),
             download_url=_str_or_none(raw.get("download_url", raw.get("downloadUrl"))),
             lead_updated_at=_str_or_none(lead_updated_at),
-            file_category=_str_or_none(raw.get(CATEGORY_KEY)),
         )
 
     @classmethod

@@ -9,7 +9,6 @@ import dlt
 from dlt.sources import DltResource
 
 from sources.common import accounts
-from sources.common.pii import AttachmentRules
 from sources.solarknock.attachments.model import COLUMNS, AttachmentsConfig
 from sources.solarknock.attachments.sync import AttachmentSync
 from sources.solarknock.client import SolarKnockClient
@@ -28,18 +27,15 @@ def attachment_resources(
     max_attempts: int = 5,
     backoff_factor: float = 1.0,
     account: str = accounts.DEFAULT,
-    files: AttachmentRules | None = None,
 ) -> list[DltResource]:
     """``lead_attachments`` (a transformer on ``leads``) and ``lead_attachment_retries``, for
-    the org of ``client``'s key (``account``: the configured account running it). ``files``:
-    which categories of file are downloaded (``[solarsync.pii.attachments]``)."""
+    the org of ``client``'s key (``account``: the configured account running it)."""
     sync = AttachmentSync(
         client,
         config or AttachmentsConfig(),
         max_attempts=max_attempts,
         backoff_factor=backoff_factor,
         account=account,
-        files=files,
     )
 
     def hints() -> dict[str, Any]:

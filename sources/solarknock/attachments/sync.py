@@ -16,7 +16,6 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from sources.common import ConfigurationError, accounts, register_secret
 from sources.common.blobstore import BlobStore
-from sources.common.pii import AttachmentRules
 from sources.solarknock.attachments.download import FileDownloads, _Cancelled
 from sources.solarknock.attachments.model import (
     FAILED,
@@ -55,12 +54,10 @@ class AttachmentSync(FileDownloads):
         max_attempts: int = 5,
         backoff_factor: float = 1.0,
         account: str = accounts.DEFAULT,
-        files: AttachmentRules | None = None,
     ) -> None:
         self.client = client
         self.account = account
         self.api = client.api
-        self.files = files
         self.config = config
         self.concurrency = max(1, int(config.max_concurrency or 1))
         self.max_attempts = max(1, int(max_attempts))

@@ -25,9 +25,6 @@ from sources.solarassistant import solarassistant
 from tests.pipelines.test_secrets import find_in_tree, find_in_warehouse
 from tests.sources.solarassistant.warehouse_check import rows, tables
 
-# what the API sends, as sent: the personal-data actions are tested in tests/pipelines/test_pii*.py
-pytestmark = pytest.mark.usefixtures("pii_keep")
-
 KEY = "sa_CASSETTE_TOKEN_01"  # the test's API token: never in a cassette
 SITE_TOKEN, SITE_KEY = "eyJhbGci...", "9u10PW2b..."  # as the docs print them
 CLOUD, PROXY = "solar-assistant.io", "us-htz-1.solar-assistant.io"

@@ -11,8 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from pipelines.cli import main
 from tests.pipelines.test_secrets import find_in_tree, find_in_warehouse
 from tests.sources.solarassistant.conftest import SA_TOKEN
@@ -44,7 +42,6 @@ def polls_by_instant(warehouse: Path) -> list[dict]:
     )
 
 
-@pytest.mark.usefixtures("pii_keep")  # compares the cloud tables with the API as sent
 def test_poll_loop_loads_batches_and_reads_the_cloud_tables_once(sa_sandbox, warehouse, capsys):
     code = main(
         ["--no-progress", "poll", "solarassistant", "--every", "1s", "--for", "8s", "--batch", "2s"]

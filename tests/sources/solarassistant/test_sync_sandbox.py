@@ -16,9 +16,6 @@ from tests.sources.solarassistant.warehouse_check import (
     tables,
 )
 
-# what the API sends, as sent: the personal-data actions are tested in tests/pipelines/test_pii*.py
-pytestmark = pytest.mark.usefixtures("pii_keep")
-
 ALL_TABLES = {
     "users",
     "sites",

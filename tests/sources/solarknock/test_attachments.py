@@ -20,9 +20,6 @@ import pytest
 from pipelines.cli import main
 from tests.sources.solarknock.warehouse_check import warehouse_rows
 
-# what the API sends, as sent: the personal-data actions are tested in tests/pipelines/test_pii*.py
-pytestmark = pytest.mark.usefixtures("pii_keep")
-
 REPO = Path(__file__).resolve().parents[3]
 ATT = "attachments"
 

@@ -42,9 +42,6 @@ from sources.common import solarsync_error_in as find_solarsync_error
 from sources.solarknock import solarknock
 from sources.solarknock.settings import ORG_SECRET_FIELDS
 
-# what the API sends, as sent: the personal-data actions are tested in tests/pipelines/test_pii*.py
-pytestmark = pytest.mark.usefixtures("pii_keep")
-
 KEY = "sk_CASSETTEKEY1"  # the test key: must never be written to a cassette
 BASE = "https://app.solarknock.com/api/v1/reporting"
 BASE_PATH = "/api/v1/reporting"

@@ -92,22 +92,9 @@ def test_analytics_views_show_live_rows_with_lists_as_bridge_views(sk_sandbox, w
         assert one("select count(*) from analytics.lead_attachments") == (
             sum(len(r["attachments"]) for r in live_leads),
         )
-        # the shipped [solarsync.pii.attachments]: every file stored but ID documents, which
-        # are never downloaded (recorded as skipped, with their category)
-        assert (
-            one(
-                "select count(*) from analytics.lead_attachments where status = 'stored' and sha256 is not null"
-            )[0]
-            + one(
-                "select count(*) from solarknock.lead_attachments where status = 'skipped'"
-                " and file_category = 'id_document' and blob_path is null"
-            )[0]
-            == one("select count(*) from analytics.lead_attachments")[0]
-        )
         assert one(
-            "select count(*) from solarknock.lead_attachments where file_category = 'id_document'"
-            " and status <> 'skipped'"
-        ) == (0,)
+            "select count(*) from analytics.lead_attachments where status = 'stored' and sha256 is not null"
+        ) == one("select count(*) from analytics.lead_attachments")
         live_days = [r for r in sk_sandbox.truth("daily-stats") if r["deleted_at"] is None]
         assert one("select count(*) from analytics.rep_daily_knock_times") == (
             sum(len(r["knock_timestamps"]) for r in live_days),
