@@ -379,8 +379,12 @@ def test_solarassistant_shared_sites_are_counted_once(
 
 
 # --------------------------------------------------------------------------- Dagster
-def test_dagster_partitions_by_account_and_materializes_one_office(offices, tmp_path) -> None:
+def test_dagster_partitions_by_account_and_materializes_one_office(
+    offices, tmp_path, monkeypatch
+) -> None:
     dg = pytest.importorskip("dagster", reason="the dagster extra is not installed")
+    # the assets set DLT_PROJECT_DIR when it is unset: set it here, so it is unset again after
+    monkeypatch.setenv("DLT_PROJECT_DIR", str(Path(__file__).resolve().parents[2]))
     from pipelines.dagster_defs import solarsync_definitions, source_assets
     from pipelines.destinations.duckdb import DuckDBWarehouse
 

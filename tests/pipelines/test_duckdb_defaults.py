@@ -40,6 +40,7 @@ def user_env(**settings: str) -> dict[str, str]:
     """The environment of a user who configured only the sources: no destination override."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(OVERRIDES)}
     env.pop("PYTHONPATH", None)
+    env.pop("DLT_PROJECT_DIR", None)  # a user's shell does not point dlt at another project
     return env | {"RUNTIME__DLTHUB_TELEMETRY": "false"} | settings
 
 
