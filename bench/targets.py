@@ -17,17 +17,13 @@ what compare; the absolute figures are printed next to them.
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import statistics
-import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 from bench.proc import measure
+from sandbox.common.s3 import moto_server
 
 NOOP_COUNTS = {"knocks": 20_000, "leads": 5_000}
 RSS_COUNTS = {"knocks": 180_000, "leads": 50_000}
@@ -152,39 +148,12 @@ def postgres_line(bench: Any, results: dict[str, Any], out: dict[str, Any]) -> N
               postgres_mb=pg["peak_rss_mb"], duckdb_mb=duck["peak_rss_mb"])  # fmt: skip
 
 
-@contextlib.contextmanager
-def s3_server() -> Iterator[str]:
-    """moto's S3 server on 127.0.0.1 (its own process, like the tests'); yields its URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("moto's S3 server did not start") from None
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
 def s3_line(bench: Any, out: dict[str, Any]) -> None:
     import boto3
 
     from bench.cli import log, sandbox
 
-    with sandbox(LAKE_COUNTS) as sb, s3_server() as endpoint:
+    with sandbox(LAKE_COUNTS) as sb, moto_server() as endpoint:
         bucket = f"bench-{uuid.uuid4().hex[:8]}"
         boto3.client(
             "s3",

@@ -252,37 +252,12 @@ def filesystem_warehouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 @pytest.fixture(scope="session")
 def s3_server():
-    """moto's S3 server (``python -m moto.server``) on 127.0.0.1 and a free port: a real S3 API
-    over HTTP, started once per session. Yields its endpoint URL."""
-    import socket
-    import subprocess
-    import sys
+    """moto's S3 server on 127.0.0.1 (:func:`sandbox.common.s3.moto_server`), started once per
+    session. Yields its endpoint URL."""
+    from sandbox.common.s3 import moto_server
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError("moto's S3 server did not start") from None
-            time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 def s3_client(endpoint: str):
